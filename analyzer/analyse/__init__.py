@@ -1,0 +1,1 @@
+"""analyse: pure functions. The policy engine, verdicts and what-if."""

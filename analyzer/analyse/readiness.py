@@ -1,0 +1,471 @@
+"""Join policy with traffic: edges, workload, namespace and mesh verdicts (CONTRACT.md).
+
+Pure: takes the inventory, the collected traffic and settings, returns a RunResult.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+
+from analyzer.analyse import remediation
+from analyzer.analyse.classify import MTLS, PLAINTEXT, UNREADABLE, classify
+from analyzer.analyse.policy_engine import PolicyEngine, Resolution
+from analyzer.model.inventory import Dataplane, Inventory, Workload
+from analyzer.model.policy import Mode
+from analyzer.model.report import EdgeResult, MeshResult, NamespaceResult, RunResult, Verdict, WorkloadResult
+from analyzer.model.traffic import EDGE_KEY, UNIT_BY_PROTOCOL, Traffic
+
+UNNAMED = {"", "unknown"}
+
+
+@dataclass(slots=True)
+class Evidence:
+    """What the window shows for one destination workload."""
+
+    mtls: float = 0.0
+    plaintext: float = 0.0
+    unreadable: float = 0.0
+    plaintext_sources: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    run_id: str
+    generated_at: datetime
+    lookback: str
+    root_namespace: str = "istio-system"
+    cluster: str = ""
+
+
+def _source_name(namespace: str, workload: str) -> str:
+    if workload in UNNAMED:
+        return "unknown"
+    return f"{namespace}/{workload}" if namespace not in UNNAMED else workload
+
+
+def global_doubts(traffic: Traffic) -> list[str]:
+    doubts = [f"query failed ({q})" for q in traffic.failed_queries if q.startswith("totals:")]
+    if not traffic.coverage.complete:
+        doubts.append(traffic.coverage.detail or "Prometheus does not hold the whole lookback window")
+    return doubts
+
+
+def judge_workload(
+    workload: Workload | None, resolution: Resolution, evidence: Evidence, doubts: list[str]
+) -> tuple[Verdict, list[str]]:
+    """The verdict for one destination workload and why; never READY without full evidence."""
+    if workload is not None and not workload.meshed:
+        return Verdict.NOT_MESHED, ["no sidecar and not ambient: PeerAuthentication does not apply"]
+    if any(d.startswith("labels unknown") for d in doubts):
+        # The mode cannot be resolved; plaintext arriving still proves it is not STRICT.
+        if evidence.plaintext > 0:
+            return Verdict.BLOCKED, [f"plaintext from {', '.join(sorted(evidence.plaintext_sources))}", *doubts]
+        return Verdict.UNKNOWN, doubts
+    if resolution.everywhere(Mode.STRICT):
+        return Verdict.ENFORCED, []
+    if resolution.everywhere(Mode.DISABLE):
+        return Verdict.DISABLED, []
+    if evidence.plaintext > 0:
+        return Verdict.BLOCKED, [f"plaintext from {', '.join(sorted(evidence.plaintext_sources))}"]
+    if doubts:
+        return Verdict.UNKNOWN, doubts
+    if evidence.mtls > 0:
+        return Verdict.READY, []
+    return Verdict.NO_TRAFFIC, ["no inbound traffic in the window"]
+
+
+def judge_change(before: Resolution, evidence: Evidence, doubts: list[str]) -> Verdict:
+    """Verdict for a workload that a wider STRICT policy would reach."""
+    if before.everywhere(Mode.STRICT):
+        return Verdict.ENFORCED
+    if evidence.plaintext > 0:
+        return Verdict.BLOCKED
+    if doubts:
+        return Verdict.UNKNOWN
+    return Verdict.READY if evidence.mtls > 0 else Verdict.NO_TRAFFIC
+
+
+def combine(verdicts: list[Verdict]) -> Verdict:
+    """Namespace or mesh verdict from the verdicts of the workloads a change would reach."""
+    if any(v is Verdict.BLOCKED for v in verdicts):
+        return Verdict.BLOCKED
+    if any(v is Verdict.UNKNOWN for v in verdicts):
+        return Verdict.UNKNOWN
+    if all(v is Verdict.ENFORCED for v in verdicts):
+        return Verdict.ENFORCED
+    if not any(v is Verdict.READY for v in verdicts):
+        return Verdict.NO_TRAFFIC
+    return Verdict.READY
+
+
+class Analysis:
+    """Builds a RunResult. Kept as a class only to share the indexes between the steps."""
+
+    def __init__(self, inventory: Inventory, traffic: Traffic, settings: Settings):
+        self.inventory = inventory
+        self.traffic = traffic
+        self.settings = settings
+        self.engine = PolicyEngine(inventory.peer_authentications, settings.root_namespace)
+        self.doubts = global_doubts(traffic)
+        self.observations = classify(self._this_cluster(traffic.observations), inventory)
+        self.cluster = settings.cluster or self._single_cluster()
+        self.evidence: dict[tuple[str, str], Evidence] = defaultdict(Evidence)
+        self.unattributed: dict[str, Evidence] = defaultdict(Evidence)
+        self._gather_evidence()
+
+    # -- inputs -----------------------------------------------------------------------------
+
+    def _this_cluster(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if not self.settings.cluster or frame.empty:
+            return frame
+        return frame[frame["destination_cluster"].isin([self.settings.cluster, "", "unknown"])]
+
+    def _single_cluster(self) -> str:
+        clusters = set(self.traffic.observations.get("destination_cluster", pd.Series(dtype=object))) - UNNAMED
+        return clusters.pop() if len(clusters) == 1 else ""
+
+    def _gather_evidence(self) -> None:
+        obs = self.observations
+        if obs.empty:
+            return
+        grouped = obs.groupby(["destination_namespace", "destination_workload", "security"], dropna=False)[
+            "count"
+        ].sum()
+        for (ns, wl, security), count in grouped.items():
+            target = self.unattributed[ns] if wl in UNNAMED else self.evidence[(ns, wl)]
+            if security == MTLS:
+                target.mtls += count
+            elif security == PLAINTEXT:
+                target.plaintext += count
+            else:
+                target.unreadable += count
+        plain = obs[obs["security"] == PLAINTEXT]
+        for row in plain[
+            ["destination_namespace", "destination_workload", "source_namespace", "source_workload"]
+        ].itertuples(index=False):
+            if (
+                row.destination_workload not in UNNAMED
+                and (row.destination_namespace, row.destination_workload) in self.evidence
+            ):
+                self.evidence[(row.destination_namespace, row.destination_workload)].plaintext_sources.add(
+                    _source_name(row.source_namespace, row.source_workload)
+                )
+
+    def doubts_for(self, namespace: str, name: str, workload: Workload | None) -> list[str]:
+        doubts = list(self.doubts)
+        ev = self.evidence.get((namespace, name))
+        if ev is not None and ev.unreadable > 0:
+            doubts.append(
+                f"{ev.unreadable:g} requests/connections without a readable connection_security_policy label "
+                "(check Telemetry API tagOverrides)"
+            )
+        if workload is None and self.engine.has_workload_policies(namespace):
+            doubts.append(
+                "labels unknown: the workload is not in the inventory, so workload-level policies cannot be matched"
+            )
+        return doubts
+
+    # -- results ----------------------------------------------------------------------------
+
+    def destination_keys(self) -> list[tuple[str, str]]:
+        keys = set(self.inventory.workloads) | set(self.evidence)
+        return sorted(keys)
+
+    def resolve(self, namespace: str, workload: Workload | None, engine: PolicyEngine | None = None) -> Resolution:
+        return (engine or self.engine).resolve(namespace, workload.labels if workload else {})
+
+    def workloads(self) -> list[WorkloadResult]:
+        results = []
+        for ns, name in self.destination_keys():
+            workload = self.inventory.workload(ns, name)
+            resolution = self.resolve(ns, workload)
+            evidence = self.evidence.get((ns, name), Evidence())
+            doubts = self.doubts_for(ns, name, workload)
+            verdict, reasons = judge_workload(workload, resolution, evidence, doubts)
+            if workload is None:
+                reasons.insert(0, "seen in traffic but not in the inventory (assumed to have a sidecar)")
+            shadowed = self.engine.shadowed_workload_policies(ns, workload.labels) if workload else []
+            if shadowed:
+                reasons.append(f"ignored by istiod (an older workload policy wins): {', '.join(shadowed)}")
+            results.append(
+                WorkloadResult(
+                    cluster=(workload.cluster if workload and workload.cluster else self.cluster),
+                    namespace=ns,
+                    workload=name,
+                    kind=workload.kind if workload else "",
+                    dataplane=(workload.dataplane.value if workload else Dataplane.SIDECAR.value),
+                    mode=resolution.mode.value,
+                    mode_source=resolution.source,
+                    port_modes={
+                        p: m.value for p, m in resolution.describe_ports(workload.ports if workload else ()).items()
+                    },
+                    mtls_count=round(evidence.mtls, 3),
+                    plaintext_count=round(evidence.plaintext, 3),
+                    plaintext_sources=sorted(evidence.plaintext_sources),
+                    verdict=verdict,
+                    reasons=reasons,
+                    in_inventory=workload is not None,
+                    remediation=self._workload_remediation(verdict, workload, resolution),
+                )
+            )
+        return results
+
+    def _workload_remediation(self, verdict: Verdict, workload: Workload | None, resolution: Resolution) -> str:
+        if verdict is not Verdict.READY or workload is None:
+            return ""
+        neighbours = [w for w in self.inventory.workloads.values() if w.namespace == workload.namespace]
+        own = self.engine.workload_policy(workload.namespace, workload.labels)
+        return remediation.strict_for_workload(workload, own, neighbours)
+
+    def _reach(self, namespace: str | None) -> tuple[list[Verdict], list[str], str]:
+        """Simulate the namespace-wide (None: mesh-wide) policy set to STRICT.
+
+        Returns the change verdicts of the workloads it reaches, doubts, and the YAML to apply."""
+        scope = self.settings.root_namespace if namespace is None else namespace
+        proposal = self.engine.wide_strict(scope)
+        simulated = self.engine.with_applied([proposal])
+        verdicts: list[Verdict] = []
+        doubts: list[str] = []
+        for ns, name in self.destination_keys():
+            if namespace is not None and ns != namespace:
+                continue
+            workload = self.inventory.workload(ns, name)
+            if workload is not None and not workload.meshed:
+                continue
+            after = self.resolve(ns, workload, simulated)
+            if after.source != proposal.ref:
+                continue  # a workload-level policy decides, or (mesh case) a namespace one
+            wl_doubts = self.doubts_for(ns, name, workload)
+            doubts += [f"{ns}/{name}: {d}" for d in wl_doubts if d not in self.doubts]
+            verdicts.append(
+                judge_change(self.resolve(ns, workload), self.evidence.get((ns, name), Evidence()), wl_doubts)
+            )
+        for ns, ev in self.unattributed.items():
+            if (namespace is None or ns == namespace) and (ev.plaintext or ev.unreadable):
+                doubts.append(
+                    f"{ev.plaintext + ev.unreadable:g} non-mTLS requests/connections to an unnamed workload in {ns}"
+                )
+                verdicts.append(Verdict.UNKNOWN)
+        return verdicts, doubts, remediation.policy_yaml(proposal)
+
+    def namespaces(self, workloads: list[WorkloadResult]) -> list[NamespaceResult]:
+        by_ns: dict[str, list[WorkloadResult]] = defaultdict(list)
+        for w in workloads:
+            by_ns[w.namespace].append(w)
+        names = sorted(
+            set(self.inventory.namespaces) | set(by_ns) | {ns for ns in self.unattributed if ns not in UNNAMED}
+        )
+        results = []
+        for ns in names:
+            members = by_ns.get(ns, [])
+            count = {v: sum(1 for w in members if w.verdict is v) for v in Verdict}
+            wide = self.engine.namespace_policy(ns) if ns != self.settings.root_namespace else self.engine.mesh_policy()
+            ns_res = self.resolve(ns, None)
+            meshed = [w for w in members if w.verdict is not Verdict.NOT_MESHED]
+            reasons: list[str] = []
+            yaml_text = ""
+            if not meshed and not self.unattributed.get(ns):
+                verdict = Verdict.NOT_MESHED
+            else:
+                verdicts, doubts, yaml_text = self._reach(ns)
+                reasons = doubts
+                if verdicts:
+                    verdict = combine(verdicts)
+                else:  # every workload has its own policy: the namespace-wide one changes nothing
+                    verdict = Verdict.ENFORCED if ns_res.mode is Mode.STRICT else Verdict.READY
+                    reasons.append(
+                        "every meshed workload has its own workload-level policy; the namespace policy changes none"
+                    )
+                if verdict is not Verdict.READY:
+                    yaml_text = ""
+            namespace_obj = self.inventory.namespaces.get(ns)
+            injection = ""
+            if namespace_obj is not None:
+                injection = (
+                    "sidecar"
+                    if namespace_obj.injection_enabled
+                    else "ambient"
+                    if namespace_obj.ambient_enabled
+                    else "none"
+                )
+            results.append(
+                NamespaceResult(
+                    cluster=self.cluster,
+                    namespace=ns,
+                    mode=ns_res.mode.value,
+                    mode_source=wide.ref if wide is not None and wide.mode is not Mode.UNSET else ns_res.source,
+                    workloads=len(members),
+                    enforced=count[Verdict.ENFORCED],
+                    ready=count[Verdict.READY],
+                    blocked=count[Verdict.BLOCKED],
+                    no_traffic=count[Verdict.NO_TRAFFIC],
+                    unknown=count[Verdict.UNKNOWN],
+                    not_meshed=count[Verdict.NOT_MESHED],
+                    disabled=count[Verdict.DISABLED],
+                    plaintext_count=round(sum(w.plaintext_count for w in members), 3),
+                    mtls_count=round(sum(w.mtls_count for w in members), 3),
+                    verdict=verdict,
+                    injection=injection,
+                    reasons=reasons,
+                    remediation=yaml_text,
+                )
+            )
+        return results
+
+    def mesh(self, workloads: list[WorkloadResult]) -> MeshResult:
+        mesh_pa = self.engine.mesh_policy()
+        mode = mesh_pa.mode if mesh_pa is not None and mesh_pa.mode is not Mode.UNSET else Mode.PERMISSIVE
+        source = mesh_pa.ref if mesh_pa is not None and mesh_pa.mode is not Mode.UNSET else "default"
+        if not any(w.verdict is not Verdict.NOT_MESHED for w in workloads):
+            return MeshResult(Verdict.NOT_MESHED, mode.value, source, ["no meshed workload found"])
+        verdicts, doubts, yaml_text = self._reach(None)
+        if not verdicts:
+            verdict = Verdict.ENFORCED if mode is Mode.STRICT else Verdict.READY
+            doubts.append(
+                "every meshed workload has a namespace- or workload-level policy; the mesh policy changes none"
+            )
+        else:
+            verdict = combine(verdicts)
+        return MeshResult(verdict, mode.value, source, doubts, yaml_text if verdict is Verdict.READY else "")
+
+    def edges(self) -> list[EdgeResult]:
+        obs = self.observations
+        if obs.empty:
+            return []
+        obs = obs.assign(
+            mtls=obs["count"].where(obs["security"] == MTLS, 0.0),
+            plaintext=obs["count"].where(obs["security"] == PLAINTEXT, 0.0),
+            unreadable=obs["count"].where(obs["security"] == UNREADABLE, 0.0),
+        )
+        grouped = obs.groupby(EDGE_KEY, as_index=False, dropna=False)[["mtls", "plaintext", "unreadable"]].sum()
+        seen = self._plaintext_seen()
+        results = []
+        for row in grouped.itertuples(index=False):
+            key = tuple(getattr(row, c) for c in EDGE_KEY)
+            workload = self.inventory.workload(row.destination_namespace, row.destination_workload)
+            resolution = self.resolve(row.destination_namespace, workload)
+            total = row.mtls + row.plaintext + row.unreadable
+            first, last = seen.get(key, (None, None))
+            blocker = bool(
+                row.plaintext > 0 and not resolution.everywhere(Mode.STRICT) and (workload is None or workload.meshed)
+            )
+            kind = self._client_kind(row)
+            results.append(
+                EdgeResult(
+                    source_cluster=row.source_cluster,
+                    source_namespace=row.source_namespace,
+                    source_workload=row.source_workload,
+                    source_principal=row.source_principal,
+                    destination_cluster=row.destination_cluster,
+                    destination_namespace=row.destination_namespace,
+                    destination_workload=row.destination_workload,
+                    destination_service=row.destination_service,
+                    protocol=row.protocol,
+                    unit=UNIT_BY_PROTOCOL.get(row.protocol, "requests"),
+                    mtls_count=round(row.mtls, 3),
+                    plaintext_count=round(row.plaintext, 3),
+                    plaintext_share=round(row.plaintext / total, 4) if total else 0.0,
+                    unreadable_count=round(row.unreadable, 3),
+                    first_plaintext_seen=first if row.plaintext > 0 else None,
+                    last_plaintext_seen=last if row.plaintext > 0 else None,
+                    destination_mode=resolution.mode.value if not resolution.port_modes else _mixed(resolution),
+                    destination_mode_source=resolution.source,
+                    blocker=blocker,
+                    client_kind=kind if row.plaintext > 0 else "meshed" if row.mtls > 0 else "unknown",
+                    advice=self._advice(row, kind) if blocker else "",
+                )
+            )
+        results.sort(key=lambda e: (not e.blocker, -e.plaintext_count, e.destination_namespace, e.destination_workload))
+        return results
+
+    def _plaintext_seen(self) -> dict[tuple, tuple[datetime, datetime]]:
+        timeline = self.traffic.timeline
+        if timeline.empty:
+            return {}
+        spans = timeline.groupby(EDGE_KEY, dropna=False)["timestamp"].agg(["min", "max"])
+        return {key: (lo.to_pydatetime(), hi.to_pydatetime()) for key, lo, hi in spans.itertuples()}
+
+    def _client_kind(self, row) -> str:
+        if row.source_workload in UNNAMED:
+            # A sidecar client sends peer metadata with every HTTP request, plaintext or not;
+            # plaintext TCP carries none, so there it could be either (ISTIO-SEMANTICS.md section 8).
+            return "unmeshed" if row.protocol in ("http", "grpc") else "unknown"
+        source = self.inventory.workload(row.source_namespace, row.source_workload)
+        if source is None:
+            return "unknown"
+        return "meshed" if source.meshed else "unmeshed"
+
+    def _advice(self, row, kind: str) -> str:
+        if kind == "meshed":
+            rule = self._disabling_rule(row)
+            if rule:
+                return f"DestinationRule {rule} sets tls.mode DISABLE for this host: remove it or use ISTIO_MUTUAL"
+            return (
+                "the client has a sidecar but sends plaintext: look for a DestinationRule with tls DISABLE, "
+                "enableAutoMtls=false, calls to pod IPs, or a missing security.istio.io/tlsMode label"
+            )
+        if kind == "unmeshed":
+            if row.source_workload in UNNAMED:
+                return (
+                    "a caller without a sidecar (another pod, a node or kubelet probe without rewrite, an ingress "
+                    "controller, a scraper, or outside the cluster): mesh it, or keep its port PERMISSIVE"
+                )
+            return f"{row.source_namespace}/{row.source_workload} has no sidecar: inject one (or enrol it in ambient)"
+        return (
+            "plaintext TCP carries no peer metadata: find the caller (unmeshed pod, or a meshed one with TLS disabled)"
+        )
+
+    def _disabling_rule(self, row) -> str:
+        host = row.destination_service
+        short = host.split(".")[0]
+        for dr in self.inventory.destination_rules:
+            if dr.namespace not in (row.source_namespace, row.destination_namespace, self.settings.root_namespace):
+                continue
+            if dr.disables_tls() and (dr.host == host or dr.host.split(".")[0] == short or dr.host == "*"):
+                return dr.ref
+        return ""
+
+    def run(self) -> RunResult:
+        workloads = self.workloads()
+        warnings = list(self.inventory.warnings) + list(self.traffic.warnings) + list(self.inventory.problems)
+        warnings += [f"query failed: {q}" for q in self.traffic.failed_queries]
+        if not self.traffic.coverage.complete:
+            warnings.append(self.traffic.coverage.detail or "Prometheus does not hold the whole lookback window")
+        unreadable = sum(1 for w in workloads if any("connection_security_policy" in r for r in w.reasons))
+        if unreadable:
+            warnings.append(
+                f"{unreadable} workload(s) have traffic without a readable connection_security_policy label"
+            )
+        unknown = sum(1 for w in workloads if w.verdict is Verdict.UNKNOWN)
+        if unknown:
+            warnings.append(f"{unknown} workload(s) are UNKNOWN: the data needed was missing; see their reasons")
+        return RunResult(
+            run_id=self.settings.run_id,
+            generated_at=self.settings.generated_at,
+            lookback=self.settings.lookback,
+            window_start=self.traffic.window_start,
+            window_end=self.traffic.window_end,
+            source=self.traffic.source,
+            root_namespace=self.settings.root_namespace,
+            workloads=workloads,
+            namespaces=self.namespaces(workloads),
+            edges=self.edges(),
+            mesh=self.mesh(workloads),
+            timeline=self.traffic.timeline,
+            warnings=warnings,
+            errors=[],
+            misconfigurations=self.engine.ignored_policies(),
+        )
+
+
+def _mixed(resolution: Resolution) -> str:
+    ports = ";".join(f"{p}={m.value}" for p, m in sorted(resolution.port_modes.items()))
+    return f"{resolution.mode.value} ({ports})"
+
+
+def analyse(inventory: Inventory, traffic: Traffic, settings: Settings) -> RunResult:
+    return Analysis(inventory, traffic, settings).run()

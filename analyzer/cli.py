@@ -1,0 +1,202 @@
+"""Command line: wires collect -> analyse -> write; holds no logic of its own.
+
+Every flag has an environment twin, MTLS_READINESS_<FLAG> (e.g. --prometheus-url is
+MTLS_READINESS_PROMETHEUS_URL), so the CronJob is configured from a ConfigMap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from analyzer import __version__
+from analyzer.collect.prometheus import PrometheusSettings
+from analyzer.config import ReportConfig, parse_duration
+from analyzer.errors import UserError
+
+ENV_PREFIX = "MTLS_READINESS_"
+EXIT_OK, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_WOULD_BREAK = 0, 1, 2, 3
+log = logging.getLogger("mtls_readiness")
+
+
+def env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+def _apply_env_twins(parser: argparse.ArgumentParser) -> None:
+    """Defaults from the environment; the command line still wins."""
+    for action in parser._actions:  # argparse has no public iterator over its actions
+        long = next((o for o in action.option_strings if o.startswith("--")), None)
+        if long is None or long in ("--help", "--version"):
+            continue
+        value = os.environ.get(env_name(long))
+        if value is None:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            action.default = value.strip().lower() in ("1", "true", "yes", "on")
+        elif isinstance(action, argparse._AppendAction):
+            action.default = [line.strip() for line in value.splitlines() if line.strip()]
+        else:
+            action.default = value
+        action.required = False
+
+
+def _lookback(text: str) -> str:
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _add_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output-dir", type=Path, default=Path("reports"), help="where runs are written (default: reports)")
+
+
+def _add_window(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lookback", type=_lookback, default="7d", help="evidence window, Prometheus duration syntax (default: 7d)"
+    )
+    p.add_argument("--root-namespace", default="istio-system", help="meshConfig.rootNamespace (default: istio-system)")
+
+
+def _add_sources(p: argparse.ArgumentParser, *, prometheus_required: bool) -> None:
+    p.add_argument(
+        "--prometheus-url",
+        required=prometheus_required,
+        help="Prometheus-compatible query API (Prometheus, Thanos Querier, Mimir, VictoriaMetrics)",
+    )
+    p.add_argument(
+        "--prometheus-bearer-token-file", type=Path, help="file holding a bearer token (read each run, never logged)"
+    )
+    p.add_argument("--prometheus-ca-file", type=Path, help="CA bundle to verify the Prometheus TLS certificate")
+    p.add_argument(
+        "--prometheus-header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="extra HTTP header; repeatable (env: one per line)",
+    )
+    p.add_argument("--prometheus-tenant", help="tenant for Mimir/Cortex (sent as X-Scope-OrgID)")
+    p.add_argument(
+        "--prometheus-insecure-skip-verify", action="store_true", help="do not verify TLS (test clusters only)"
+    )
+    p.add_argument("--prometheus-timeout", type=float, default=120.0, help="seconds per query (default: 120)")
+    p.add_argument(
+        "--policies-from", default="kube", help="'kube' (kubeconfig or in-cluster), or a YAML file or folder"
+    )
+    p.add_argument(
+        "--cluster", default="", help="Istio CLUSTER_ID of the cluster whose policies are read (default: any)"
+    )
+    p.add_argument("--context", dest="kube_context", help="kubeconfig context (default: current)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster)")
+    p.add_argument("--kube-timeout", type=float, default=30.0, help="seconds per Kubernetes API call (default: 30)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtls-readiness", description="Find what blocks Istio STRICT mTLS, workload by workload."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="stderr log level"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rep = sub.add_parser("report", help="query Prometheus, read policies, write a report run")
+    _add_sources(rep, prometheus_required=True)
+    _add_window(rep)
+    _add_output(rep)
+
+    demo = sub.add_parser("demo", help="the same pipeline on a built-in sample mesh (no cluster, no Prometheus)")
+    demo.add_argument(
+        "--mesh", default="demo", choices=["demo", "walkthrough"], help="which sample mesh (default: demo)"
+    )
+    _add_window(demo)
+    _add_output(demo)
+
+    whatif = sub.add_parser(
+        "what-if", help="predict which observed clients a proposed PeerAuthentication would cut off"
+    )
+    whatif.add_argument(
+        "--apply", required=True, type=Path, metavar="FILE", help="YAML with the proposed PeerAuthentication(s)"
+    )
+    whatif.add_argument(
+        "--demo", action="store_true", help="use the built-in sample mesh instead of Prometheus and a cluster"
+    )
+    _add_sources(whatif, prometheus_required=False)
+    _add_window(whatif)
+
+    for p in (parser, rep, demo, whatif):
+        _apply_env_twins(p)
+    return parser
+
+
+def _config(args: argparse.Namespace) -> ReportConfig:
+    prometheus = None
+    if getattr(args, "prometheus_url", None):
+        prometheus = PrometheusSettings(
+            url=args.prometheus_url,
+            bearer_token_file=args.prometheus_bearer_token_file,
+            ca_file=args.prometheus_ca_file,
+            headers=tuple(args.prometheus_header or ()),
+            tenant=args.prometheus_tenant,
+            insecure_skip_verify=bool(args.prometheus_insecure_skip_verify),
+            timeout=float(args.prometheus_timeout),
+        )
+    return ReportConfig(
+        lookback=args.lookback,
+        policies_from=getattr(args, "policies_from", "kube"),
+        root_namespace=args.root_namespace,
+        output_dir=Path(getattr(args, "output_dir", "reports")),
+        cluster=getattr(args, "cluster", ""),
+        kube_context=getattr(args, "kube_context", None),
+        kubeconfig=getattr(args, "kubeconfig", None),
+        kube_timeout=float(getattr(args, "kube_timeout", 30.0)),
+        prometheus=prometheus,
+    )
+
+
+def _report(args: argparse.Namespace, sample: str | None = None) -> int:
+    from analyzer import pipeline
+
+    result, folder = pipeline.report(_config(args), sample=sample)
+    counts = ", ".join(f"{n} {v}" for v, n in result.verdict_counts().items() if n)
+    print(f"mesh verdict {result.mesh.verdict.value}; workloads: {counts}")
+    print(f"report: {folder / 'index.html'}")
+    for warning in result.warnings:
+        log.warning("%s", warning)
+    return EXIT_OK if result.complete else EXIT_INCOMPLETE
+
+
+def _what_if(args: argparse.Namespace) -> int:
+    from analyzer import pipeline
+    from analyzer.analyse.whatif import format_table
+
+    prediction = pipeline.what_if(_config(args), args.apply, sample="demo" if args.demo else None)
+    print(format_table(prediction))
+    return EXIT_WOULD_BREAK if prediction.cut_off else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        if args.command == "report":
+            return _report(args)
+        if args.command == "demo":
+            return _report(args, sample=args.mesh)
+        if args.command == "what-if":
+            return _what_if(args)
+    except UserError as exc:
+        print(f"mtls-readiness: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return EXIT_FAILED

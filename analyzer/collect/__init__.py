@@ -1,0 +1,1 @@
+"""collect: all I/O. Prometheus, the Kubernetes API, policy files and the built-in sample mesh."""

@@ -1,0 +1,274 @@
+"""Traffic from any Prometheus-compatible query API (Prometheus, Thanos, Mimir, VictoriaMetrics).
+
+All network I/O to Prometheus lives here. The client is wrapped once: timeouts, TLS
+verification (on by default), a CA bundle, bearer token and extra headers, retries that also
+cover POST. Results are turned into DataFrames straight from the JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pandas as pd
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from analyzer.collect import queries
+from analyzer.errors import UserError
+from analyzer.model.traffic import (
+    OBSERVATION_COLUMNS,
+    TIMELINE_COLUMNS,
+    Coverage,
+    Traffic,
+    empty_observations,
+    empty_timeline,
+)
+
+log = logging.getLogger("mtls_readiness")
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusSettings:
+    url: str
+    bearer_token_file: Path | None = None
+    ca_file: Path | None = None
+    headers: tuple[str, ...] = ()  # "Name: value"
+    tenant: str | None = None  # Mimir / Cortex X-Scope-OrgID
+    insecure_skip_verify: bool = False
+    timeout: float = 120.0
+    retries: int = 3
+    max_parallel: int = 2  # bounded: krr users saw unbounded fan-out OOM-kill Prometheus
+    extra_params: dict[str, str] = field(default_factory=dict)
+
+
+def redact_url(url: str) -> str:
+    """The URL without user:password, safe to log and to write into summary.json."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _headers(settings: PrometheusSettings) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for header in settings.headers:
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            raise UserError(f"--prometheus-header {name.strip()!r}...: expected 'Name: value'")
+        headers[name.strip()] = value.strip()
+    if settings.tenant:
+        headers["X-Scope-OrgID"] = settings.tenant
+    if settings.bearer_token_file:
+        try:
+            token = settings.bearer_token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UserError(
+                f"--prometheus-bearer-token-file {settings.bearer_token_file}: {exc.strerror}; "
+                "mount the token or fix the path"
+            ) from None
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+class PrometheusClient:
+    """The one place that talks HTTP to Prometheus."""
+
+    def __init__(self, settings: PrometheusSettings):
+        self.settings = settings
+        self.source = redact_url(settings.url)
+        parts = urlsplit(settings.url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise UserError(
+                f"--prometheus-url {self.source!r} is not an http(s) URL; give e.g. http://prometheus.istio-system:9090"
+            )
+        session = requests.Session()
+        if settings.insecure_skip_verify:
+            session.verify = False
+        elif settings.ca_file:
+            if not settings.ca_file.is_file():
+                raise UserError(
+                    f"--prometheus-ca-file {settings.ca_file}: no such file; mount the CA bundle or fix the path"
+                )
+            session.verify = str(settings.ca_file)
+        if parts.username:
+            session.auth = (parts.username, parts.password or "")
+        retry = Retry(
+            total=settings.retries,
+            backoff_factor=0.5,
+            status_forcelist=(429, 502, 503, 504),
+            allowed_methods=None,  # queries are read-only, so POST is safe to retry too
+        )
+        session.mount("http://", HTTPAdapter(max_retries=retry))
+        session.mount("https://", HTTPAdapter(max_retries=retry))
+        base = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path.rstrip("/"), "", ""))
+        self._prom = PrometheusConnect(
+            url=base,
+            headers=_headers(settings),
+            session=session,
+            retry=retry,
+            timeout=settings.timeout,
+            method="POST",
+        )
+        self.queries_sent: list[str] = []
+
+    def check(self) -> None:
+        """Fail fast, with what to do, when Prometheus cannot answer at all."""
+        try:
+            self._prom.custom_query("vector(1)")
+        except requests.exceptions.SSLError:
+            raise UserError(
+                f"TLS verification failed for {self.source}; pass --prometheus-ca-file with the CA bundle "
+                "(or, for a test cluster only, --prometheus-insecure-skip-verify)"
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise UserError(
+                f"cannot reach Prometheus at {self.source} ({type(exc).__name__}); check --prometheus-url, "
+                "or port-forward it and pass http://127.0.0.1:9090"
+            ) from None
+        except PrometheusApiClientException as exc:
+            status = str(exc)[:80]
+            hint = (
+                "check the bearer token, headers or tenant"
+                if any(c in status for c in ("401", "403"))
+                else "check --prometheus-url points at the query API"
+            )
+            raise UserError(f"Prometheus at {self.source} answered {status}; {hint}") from None
+
+    def instant(self, promql: str, at: datetime) -> list[dict]:
+        self.queries_sent.append(promql)
+        return self._prom.custom_query(promql, params={"time": f"{at.timestamp():.3f}", **self.settings.extra_params})
+
+    def range(self, promql: str, start: datetime, end: datetime, step: timedelta) -> list[dict]:
+        self.queries_sent.append(promql)
+        return self._prom.custom_query_range(
+            promql, start_time=start, end_time=end, step=queries.duration(step), params=self.settings.extra_params
+        )
+
+    def close(self) -> None:
+        self._prom.close()
+
+
+# -- JSON to DataFrames -------------------------------------------------------------------------
+
+
+def vector_frame(result: Iterable[dict]) -> pd.DataFrame:
+    """An instant-vector result as observation rows; a missing label becomes ""."""
+    rows = [[item["metric"].get(label, "") for label in queries.LABELS] + [float(item["value"][1])] for item in result]
+    if not rows:
+        return empty_observations()
+    frame = pd.DataFrame(rows, columns=[*queries.LABELS.values(), "count"])
+    return frame[OBSERVATION_COLUMNS]
+
+
+def matrix_frame(result: Iterable[dict]) -> pd.DataFrame:
+    """A range result as timeline rows (only steps with volume above zero)."""
+    rows = []
+    for item in result:
+        labels = [item["metric"].get(label, "") for label in queries.LABELS if label != "reporter"]
+        for ts, value in item["values"]:
+            if float(value) > 0:
+                rows.append([*labels, float(ts), float(value)])
+    if not rows:
+        return empty_timeline()
+    names = [c for label, c in queries.LABELS.items() if label != "reporter"]
+    frame = pd.DataFrame(rows, columns=[*names, "timestamp", "count"])
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="s", utc=True)
+    return frame.groupby([c for c in TIMELINE_COLUMNS if c not in ("count",)], as_index=False, dropna=False)[
+        "count"
+    ].sum()[TIMELINE_COLUMNS]
+
+
+# -- the traffic source ---------------------------------------------------------------------------
+
+
+class PrometheusTrafficSource:
+    def __init__(self, client: PrometheusClient):
+        self.client = client
+
+    @property
+    def source(self) -> str:
+        return self.client.source
+
+    def collect(self, window_start: datetime, window_end: datetime) -> Traffic:
+        window = window_end - window_start
+        self.client.check()
+        traffic = Traffic(window_start=window_start, window_end=window_end, source=self.source)
+        started = time.monotonic()
+        step = queries.timeline_step(window)
+        jobs = {
+            **{f"totals:{m}": (queries.WindowTotals(m, window), None) for m in queries.METRICS},
+            **{f"timeline:{m}": (queries.PlaintextTimeline(m, step), step) for m in queries.METRICS},
+        }
+
+        def run(item: tuple[str, tuple]) -> tuple[str, list[dict] | Exception]:
+            name, (query, range_step) = item
+            try:
+                if range_step is None:
+                    return name, self.client.instant(query.promql(), window_end)
+                return name, self.client.range(query.promql(), window_start, window_end, range_step)
+            except (requests.exceptions.RequestException, PrometheusApiClientException, ValueError, KeyError) as exc:
+                return name, exc
+
+        with ThreadPoolExecutor(max_workers=self.client.settings.max_parallel) as pool:
+            answers = dict(pool.map(run, jobs.items()))
+        totals, timelines = [], []
+        for name, answer in answers.items():
+            if isinstance(answer, Exception):
+                traffic.failed_queries.append(f"{name}: {_short(answer)}")
+                log.warning("query %s failed: %s", name, _short(answer))
+            elif name.startswith("totals:"):
+                totals.append(vector_frame(answer))
+            else:
+                timelines.append(matrix_frame(answer))
+        traffic.observations = _concat(totals, empty_observations())
+        traffic.timeline = _concat(timelines, empty_timeline())
+        traffic.coverage = self._coverage(window_start, window_end)
+        log.info(
+            "collected %d series groups and %d timeline points from %s in %.1fs",
+            len(traffic.observations),
+            len(traffic.timeline),
+            self.source,
+            time.monotonic() - started,
+        )
+        return traffic
+
+    def _coverage(self, window_start: datetime, window_end: datetime) -> Coverage:
+        span = queries.presence_span(window_end - window_start)
+        try:
+            present = self.client.instant(queries.DataPresence(span).promql(), window_start + span)
+            if present and float(present[0]["value"][1]) > 0:
+                return Coverage(complete=True)
+            extent = self.client.range(
+                queries.DataExtent().promql(), window_start, window_end, max(span, (window_end - window_start) / 100)
+            )
+        except (requests.exceptions.RequestException, PrometheusApiClientException, KeyError, ValueError) as exc:
+            return Coverage(complete=False, detail=f"could not check how far back the data goes: {_short(exc)}")
+        first = min((float(item["values"][0][0]) for item in extent if item.get("values")), default=None)
+        data_start = datetime.fromtimestamp(first, UTC) if first is not None else None
+        held = f"from {data_start:%Y-%m-%d %H:%M}Z" if data_start else "no Istio data at all"
+        return Coverage(
+            complete=False,
+            data_start=data_start,
+            detail=f"Prometheus holds {held} but the window starts {window_start:%Y-%m-%d %H:%M}Z; "
+            "shorten --lookback or raise Prometheus retention",
+        )
+
+
+def _concat(frames: list[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else empty
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).replace("\n", " ")
+    return f"{type(exc).__name__}: {text[:200]}"

@@ -1,0 +1,117 @@
+"""The PromQL the job sends, built in one place so tests and benchmarks can read it.
+
+Only server-side series count (reporter="destination", or "waypoint"): client-side series
+report connection_security_policy="unknown" always, and summing both sides double counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+REQUESTS = "istio_requests_total"
+TCP_OPENED = "istio_tcp_connections_opened_total"
+METRICS = (REQUESTS, TCP_OPENED)
+SERVER_SIDE = 'reporter=~"destination|waypoint"'
+
+# Istio label -> our column. Every query groups by exactly these.
+LABELS = {
+    "source_cluster": "source_cluster",
+    "source_workload_namespace": "source_namespace",
+    "source_workload": "source_workload",
+    "source_principal": "source_principal",
+    "destination_cluster": "destination_cluster",
+    "destination_workload_namespace": "destination_namespace",
+    "destination_workload": "destination_workload",
+    "destination_service": "destination_service",
+    "request_protocol": "protocol",
+    "reporter": "reporter",
+    "connection_security_policy": "connection_security_policy",
+}
+BY = ", ".join(LABELS)
+
+
+def duration(value: timedelta) -> str:
+    """A PromQL duration, in whole seconds (`604800s`), exact for any window."""
+    return f"{int(value.total_seconds())}s"
+
+
+def _selector(metric: str, extra: str = "", namespace: str | None = None) -> str:
+    parts = [SERVER_SIDE]
+    if namespace is not None:
+        parts.append(f'destination_workload_namespace="{namespace}"')
+    if extra:
+        parts.append(extra)
+    return f"{metric}{{{', '.join(parts)}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowTotals:
+    """Requests or connections per edge and security policy over the whole window.
+
+    `increase()` alone misses a counter that was born inside the window and never moved again,
+    e.g. a nightly Job's one burst of plaintext: Prometheus has nothing to subtract its first
+    sample from. So the first value of every series that did not exist at the window's start
+    is added back. Missing that Job would be a false READY.
+    """
+
+    metric: str
+    window: timedelta
+    namespace: str | None = None
+
+    def promql(self) -> str:
+        sel = _selector(self.metric, namespace=self.namespace)
+        w = duration(self.window)
+        grown = f"sum by ({BY}) (increase({sel}[{w}]))"
+        born = f"sum by ({BY}) (min_over_time({sel}[{w}]) unless last_over_time({sel}[10m] offset {w}))"
+        return f"({grown} + {born}) or {grown} or {born}"
+
+
+@dataclass(frozen=True, slots=True)
+class PlaintextTimeline:
+    """Non-mTLS volume per edge and step, for first/last seen and the timeline chart.
+
+    `M unless M offset step` adds a counter's first value in the step it was born, for the same
+    reason as in WindowTotals; increase() drops the metric name so the two never collide.
+    """
+
+    metric: str
+    step: timedelta
+    namespace: str | None = None
+
+    def promql(self) -> str:
+        sel = _selector(self.metric, 'connection_security_policy!="mutual_tls"', self.namespace)
+        s = duration(self.step)
+        return f"sum by ({BY}) (increase({sel}[{s}]) or ({sel} unless {sel} offset {s}))"
+
+
+@dataclass(frozen=True, slots=True)
+class DataPresence:
+    """Count of server-side Istio series with a sample in the `span` before evaluation time.
+    Evaluated just after the window start, it tells whether Prometheus holds the whole window."""
+
+    span: timedelta
+
+    def promql(self) -> str:
+        names = "|".join(METRICS)
+        return f'count(last_over_time({{__name__=~"{names}", {SERVER_SIDE}}}[{duration(self.span)}]))'
+
+
+@dataclass(frozen=True, slots=True)
+class DataExtent:
+    """Server-side Istio series present at each step; the first step with any is where data starts."""
+
+    def promql(self) -> str:
+        names = "|".join(METRICS)
+        return f'count({{__name__=~"{names}", {SERVER_SIDE}}})'
+
+
+def timeline_step(window: timedelta) -> timedelta:
+    """About 168 points per window (hourly for a week), never finer than five minutes."""
+    seconds = max(300, int(window.total_seconds() / 168))
+    return timedelta(seconds=seconds - seconds % 60)
+
+
+def presence_span(window: timedelta) -> timedelta:
+    """How much of the window's start may be empty before we call the data incomplete."""
+    return min(max(window / 50, timedelta(minutes=10)), timedelta(hours=6))

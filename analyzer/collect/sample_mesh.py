@@ -1,0 +1,292 @@
+"""A mesh description and what Istio would record for it.
+
+One model serves the demo, the tests and the benchmarks: a `SampleMesh` yields Kubernetes
+manifests (read back through the ordinary manifest reader) and the Prometheus series that
+sidecars and ztunnel would export (ISTIO-SEMANTICS.md sections 3, 4 and 8). The series can be
+written as OpenMetrics for a real Prometheus, or answered in process by `SampleTrafficSource`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from analyzer.analyse.policy_engine import PolicyEngine
+from analyzer.collect.manifests import build_inventory
+from analyzer.model.inventory import Dataplane
+from analyzer.model.policy import Mode
+
+REQUESTS = "istio_requests_total"
+TCP_OPENED = "istio_tcp_connections_opened_total"
+CREATED = "2026-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True, slots=True)
+class MeshWorkload:
+    namespace: str
+    name: str
+    dataplane: Dataplane = Dataplane.SIDECAR
+    kind: str = "Deployment"
+    ports: tuple[int, ...] = (8000,)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def pod_labels(self) -> dict[str, str]:
+        return {"app": self.name, **self.labels}
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """Traffic from `source` ("ns/name", or None for a caller outside the cluster: node, load
+    balancer, kubelet) to `destination`, at `per_hour`, between `start` and `stop` ago."""
+
+    source: str | None
+    destination: str
+    protocol: str = "http"  # http, grpc or tcp
+    per_hour: float = 60.0
+    plaintext: bool | None = None  # None: what auto mTLS does; True: e.g. a DestinationRule DISABLE
+    start: timedelta | None = None  # None: since the data begins
+    stop: timedelta | None = None  # None: until now
+    drop_security_label: bool = False  # a Telemetry API override removed connection_security_policy
+
+
+@dataclass(slots=True)
+class SampleMesh:
+    workloads: list[MeshWorkload]
+    flows: list[Flow]
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    policies: list[dict] = field(default_factory=list)  # PeerAuthentication / DestinationRule manifests
+    cluster: str = "Kubernetes"
+    trust_domain: str = "cluster.local"
+    root_namespace: str = "istio-system"
+    history: timedelta = timedelta(days=8)  # how far back the exported data goes
+
+    def workload(self, ref: str) -> MeshWorkload:
+        return next(w for w in self.workloads if w.ref == ref)
+
+    # -- the cluster side ---------------------------------------------------------------------
+
+    def manifests(self) -> list[dict]:
+        namespaces = sorted({w.namespace for w in self.workloads} | set(self.namespace_labels))
+        objects: list[dict] = [
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": ns, "labels": dict(self.namespace_labels.get(ns, {}))},
+            }
+            for ns in namespaces
+        ]
+        objects += [_deployment(w) for w in self.workloads]
+        return objects + [dict(p) for p in self.policies]
+
+    # -- the Prometheus side --------------------------------------------------------------------
+
+    def series(self, end: datetime, step: timedelta = timedelta(minutes=5)) -> Iterator[Series]:
+        """Every counter series Istio would export, sampled every `step` up to `end`."""
+        inventory = build_inventory((m, "sample mesh") for m in self.manifests())
+        engine = PolicyEngine(inventory.peer_authentications, self.root_namespace)
+        begin = end - self.history
+        times = [begin + step * i for i in range(int(self.history / step) + 1)]
+        for flow in self.flows:
+            dest = self.workload(flow.destination)
+            src = self.workload(flow.source) if flow.source else None
+            dest_mode = engine.resolve(dest.namespace, dest.pod_labels)
+            plaintext = flow.plaintext
+            if plaintext is None:  # auto mTLS: needs a client sidecar and a server that accepts mTLS
+                plaintext = not (
+                    src is not None
+                    and src.dataplane is not Dataplane.NONE
+                    and dest.dataplane is not Dataplane.NONE
+                    and dest_mode.mode is not Mode.DISABLE
+                )
+            values = _counter(flow, times, end)
+            if not values:
+                continue
+            metric = TCP_OPENED if flow.protocol == "tcp" else REQUESTS
+            server_rejects = plaintext and dest_mode.everywhere(Mode.STRICT)
+            if dest.dataplane is not Dataplane.NONE and not server_rejects:
+                labels = self._server_labels(flow, src, dest, plaintext)
+                yield Series(metric, labels, values)
+            if src is not None and src.dataplane is Dataplane.SIDECAR:
+                labels = self._client_labels(flow, src, dest, plaintext, server_rejects)
+                yield Series(metric, labels, values)
+
+    def _principal(self, w: MeshWorkload) -> str:
+        return f"spiffe://{self.trust_domain}/ns/{w.namespace}/sa/{w.name}"
+
+    def _common(self, flow: Flow, dest: MeshWorkload) -> dict[str, str]:
+        labels = {
+            "destination_workload": dest.name,
+            "destination_workload_namespace": dest.namespace,
+            "destination_app": dest.name,
+            "destination_cluster": self.cluster,
+            "destination_service": f"{dest.name}.{dest.namespace}.svc.cluster.local",
+            "destination_service_name": dest.name,
+            "destination_service_namespace": dest.namespace,
+            "request_protocol": flow.protocol,
+            "response_flags": "-",
+        }
+        if flow.protocol != "tcp":
+            labels["response_code"] = "200"
+            labels["grpc_response_status"] = "0" if flow.protocol == "grpc" else ""
+        return labels
+
+    def _server_labels(
+        self, flow: Flow, src: MeshWorkload | None, dest: MeshWorkload, plaintext: bool
+    ) -> dict[str, str]:
+        labels = {"reporter": "destination", **self._common(flow, dest)}
+        ambient = dest.dataplane is Dataplane.AMBIENT
+        if ambient:  # ztunnel: names any in-cluster source by address; never "none"
+            known = src is not None
+            labels["connection_security_policy"] = "unknown" if plaintext else "mutual_tls"
+        else:  # sidecar: peer metadata travels in HTTP headers only, or over mTLS for TCP
+            known = src is not None and (
+                not plaintext or (flow.protocol != "tcp" and src.dataplane is Dataplane.SIDECAR)
+            )
+            labels["connection_security_policy"] = "none" if plaintext else "mutual_tls"
+        labels["source_workload"] = src.name if known and src else "unknown"
+        labels["source_workload_namespace"] = src.namespace if known and src else "unknown"
+        labels["source_app"] = src.name if known and src else "unknown"
+        labels["source_cluster"] = self.cluster if known else "unknown"
+        labels["source_principal"] = self._principal(src) if src and not plaintext else "unknown"
+        labels["destination_principal"] = self._principal(dest) if not plaintext or ambient else "unknown"
+        if flow.drop_security_label:
+            del labels["connection_security_policy"]
+        return labels
+
+    def _client_labels(
+        self, flow: Flow, src: MeshWorkload, dest: MeshWorkload, plaintext: bool, rejected: bool
+    ) -> dict[str, str]:
+        labels = {"reporter": "source", **self._common(flow, dest)}
+        labels.update(
+            source_workload=src.name,
+            source_workload_namespace=src.namespace,
+            source_app=src.name,
+            source_cluster=self.cluster,
+            source_principal="unknown" if plaintext else self._principal(src),
+            destination_principal="unknown" if plaintext else self._principal(dest),
+            connection_security_policy="unknown",
+        )
+        if rejected and flow.protocol != "tcp":
+            labels.update(response_code="503", response_flags="UC")
+        return labels
+
+    def to_openmetrics(self, end: datetime, step: timedelta = timedelta(minutes=5)) -> str:
+        return "".join(openmetrics_lines(self.series(end, step)))
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    metric: str
+    labels: dict[str, str]
+    samples: list[tuple[datetime, float]]
+
+
+def _counter(flow: Flow, times: list[datetime], end: datetime) -> list[tuple[datetime, float]]:
+    """Cumulative counter samples; the series appears with the first request (as Envoy's do)."""
+    start = end - flow.start if flow.start is not None else None
+    stop = end - flow.stop if flow.stop is not None else None
+    samples: list[tuple[datetime, float]] = []
+    exact = 0.0
+    previous = times[0]
+    for t in times:
+        active_from = max(previous, start) if start else previous
+        active_to = min(t, stop) if stop else t
+        if active_to > active_from:
+            exact += flow.per_hour * (active_to - active_from).total_seconds() / 3600
+        previous = t
+        value = math.floor(exact + 1e-9)
+        if value > 0 or samples:
+            samples.append((t, float(value)))
+    return samples
+
+
+def openmetrics_lines(series: Iterator[Series]) -> Iterator[str]:
+    """OpenMetrics text for `promtool tsdb create-blocks-from openmetrics` (one family block each)."""
+    by_metric: dict[str, list[Series]] = {}
+    for s in series:
+        by_metric.setdefault(s.metric, []).append(s)
+    for metric, group in by_metric.items():
+        family = metric.removesuffix("_total")
+        yield f"# TYPE {family} counter\n"
+        for s in group:
+            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(s.labels.items()))
+            for t, value in s.samples:
+                yield f"{metric}{{{label_text}}} {value:g} {t.timestamp():.3f}\n"
+    yield "# EOF\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _deployment(w: MeshWorkload) -> dict:
+    pod_meta: dict = {"labels": w.pod_labels}
+    if w.dataplane is Dataplane.SIDECAR:
+        pod_meta["annotations"] = {"sidecar.istio.io/status": '{"containers":["istio-proxy"]}'}
+    elif w.dataplane is Dataplane.AMBIENT:
+        pod_meta["labels"] = {**w.pod_labels, "istio.io/dataplane-mode": "ambient"}
+    else:  # opted out, as a Job or an ingress controller in an injected namespace would be
+        pod_meta["labels"] = {**w.pod_labels, "sidecar.istio.io/inject": "false"}
+    pod_spec = {
+        "serviceAccountName": w.name,
+        "containers": [
+            {"name": w.name, "image": f"example/{w.name}", "ports": [{"containerPort": p} for p in w.ports]}
+        ],
+    }
+    spec: dict = {"selector": {"matchLabels": {"app": w.name}}, "template": {"metadata": pod_meta, "spec": pod_spec}}
+    if w.kind == "CronJob":
+        spec = {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": spec["template"]}}}
+        api = "batch/v1"
+    else:
+        api = "apps/v1"
+    return {
+        "apiVersion": api,
+        "kind": w.kind,
+        "metadata": {"name": w.name, "namespace": w.namespace, "creationTimestamp": CREATED},
+        "spec": spec,
+    }
+
+
+def peer_authentication(
+    namespace: str,
+    name: str,
+    mode: str | None,
+    *,
+    selector: dict[str, str] | None = None,
+    ports: dict[int, str] | None = None,
+    created: str = CREATED,
+) -> dict:
+    """A PeerAuthentication manifest, as a user would write it."""
+    spec: dict = {}
+    if selector:
+        spec["selector"] = {"matchLabels": selector}
+    if mode:
+        spec["mtls"] = {"mode": mode}
+    if ports:
+        spec["portLevelMtls"] = {str(p): {"mode": m} for p, m in ports.items()}
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": created},
+        "spec": spec,
+    }
+
+
+def destination_rule_disable(namespace: str, name: str, host: str) -> dict:
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": CREATED},
+        "spec": {"host": host, "trafficPolicy": {"tls": {"mode": "DISABLE"}}},
+    }
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)

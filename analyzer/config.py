@@ -1,0 +1,43 @@
+"""Run settings and the small parsers they need."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from analyzer.collect.prometheus import PrometheusSettings
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Prometheus duration syntax: `7d`, `1h30m`, `2w`."""
+    text = text.strip()
+    parts = _DURATION.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{text!r} is not a Prometheus duration (e.g. 7d, 36h, 1h30m)")
+    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportConfig:
+    lookback: str = "7d"
+    policies_from: str = "kube"
+    root_namespace: str = "istio-system"
+    output_dir: Path = Path("reports")
+    cluster: str = ""  # CLUSTER_ID whose policies are read; "" accepts any
+    kube_context: str | None = None
+    kubeconfig: str | None = None
+    kube_timeout: float = 30.0
+    prometheus: PrometheusSettings | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def window(self) -> timedelta:
+        return parse_duration(self.lookback)

@@ -1,0 +1,1 @@
+"""model: typed, pure data shared by every stage."""

@@ -1,0 +1,71 @@
+"""What the cluster holds: namespaces, workloads and the policies that govern them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from analyzer.model.policy import DestinationRule, PeerAuthentication
+
+
+class Dataplane(enum.StrEnum):
+    SIDECAR = "sidecar"
+    AMBIENT = "ambient"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def injection_enabled(self) -> bool:
+        return self.labels.get("istio-injection") == "enabled" or (
+            "istio.io/rev" in self.labels and self.labels.get("istio-injection") != "disabled"
+        )
+
+    @property
+    def ambient_enabled(self) -> bool:
+        return self.labels.get("istio.io/dataplane-mode") == "ambient"
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """A workload as Istio names it in metrics (Deployment, StatefulSet, Job, bare Pod...)."""
+
+    namespace: str
+    name: str
+    kind: str
+    labels: dict[str, str] = field(default_factory=dict)
+    dataplane: Dataplane = Dataplane.NONE
+    ports: tuple[int, ...] = ()
+    service_account: str = "default"
+    cluster: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def meshed(self) -> bool:
+        return self.dataplane is not Dataplane.NONE
+
+
+@dataclass(slots=True)
+class Inventory:
+    """Everything read from the cluster (or files). Bad objects are skipped into `problems`."""
+
+    namespaces: dict[str, Namespace] = field(default_factory=dict)
+    workloads: dict[tuple[str, str], Workload] = field(default_factory=dict)
+    peer_authentications: list[PeerAuthentication] = field(default_factory=list)
+    destination_rules: list[DestinationRule] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    # Set when the source could not list PeerAuthentications at all (e.g. CRD missing).
+    warnings: list[str] = field(default_factory=list)
+
+    def add_workload(self, workload: Workload) -> None:
+        self.workloads.setdefault(workload.key, workload)
+
+    def workload(self, namespace: str, name: str) -> Workload | None:
+        return self.workloads.get((namespace, name))

@@ -1,0 +1,62 @@
+"""Observed traffic as collected from Prometheus (or the sample mesh).
+
+Collection keeps Istio's raw labels; deciding what counts as plaintext needs the inventory
+and happens in `analyzer.analyse`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+
+# One row per server-side series group, summed over the lookback window.
+EDGE_KEY = [
+    "source_cluster",
+    "source_namespace",
+    "source_workload",
+    "source_principal",
+    "destination_cluster",
+    "destination_namespace",
+    "destination_workload",
+    "destination_service",
+    "protocol",
+]
+OBSERVATION_COLUMNS = [*EDGE_KEY, "reporter", "connection_security_policy", "count"]
+# Plaintext volume per edge and time step, for first/last seen and the timeline chart.
+TIMELINE_COLUMNS = [*EDGE_KEY, "connection_security_policy", "timestamp", "count"]
+
+UNIT_BY_PROTOCOL = {"http": "requests", "grpc": "requests", "tcp": "connections"}
+
+
+def empty_observations() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="object") for c in OBSERVATION_COLUMNS})
+    return frame.astype({"count": "float64"})
+
+
+def empty_timeline() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="object") for c in TIMELINE_COLUMNS})
+    return frame.astype({"count": "float64", "timestamp": "datetime64[ns, UTC]"})
+
+
+@dataclass(slots=True)
+class Coverage:
+    """Whether the traffic source holds data for the whole window."""
+
+    complete: bool
+    data_start: datetime | None = None
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class Traffic:
+    window_start: datetime
+    window_end: datetime
+    source: str
+    observations: pd.DataFrame = field(default_factory=empty_observations)
+    timeline: pd.DataFrame = field(default_factory=empty_timeline)
+    coverage: Coverage = field(default_factory=lambda: Coverage(complete=True))
+    # A failed query leaves the data it should have produced missing: verdicts become UNKNOWN.
+    failed_queries: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)

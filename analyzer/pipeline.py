@@ -1,0 +1,125 @@
+"""collect -> analyse -> write, wired once for the CLI, the demo and the notebooks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from analyzer.analyse.readiness import Settings, analyse
+from analyzer.collect import demo_meshes
+from analyzer.collect.manifests import build_inventory
+from analyzer.collect.policy_files import load_inventory
+from analyzer.collect.sample_traffic import SampleTrafficSource
+from analyzer.config import ReportConfig
+from analyzer.errors import UserError
+from analyzer.model.inventory import Inventory
+from analyzer.model.report import RunResult
+from analyzer.model.traffic import Traffic
+from analyzer.write.publish import publish
+
+log = logging.getLogger("mtls_readiness")
+
+
+class TrafficSource(Protocol):
+    source: str
+
+    def collect(self, window_start: datetime, window_end: datetime) -> Traffic: ...
+
+
+def run_id_for(moment: datetime) -> str:
+    return moment.strftime("%Y%m%dT%H%M%SZ")
+
+
+def load_policies(config: ReportConfig) -> Inventory:
+    if config.policies_from == "kube":
+        from analyzer.collect.kube import read_cluster  # the kubernetes client loads slowly
+
+        return read_cluster(
+            context=config.kube_context,
+            kubeconfig=config.kubeconfig,
+            timeout=config.kube_timeout,
+            cluster=config.cluster,
+        )
+    return load_inventory(Path(config.policies_from), cluster=config.cluster)
+
+
+def prometheus_source(config: ReportConfig) -> TrafficSource:
+    from analyzer.collect.prometheus import PrometheusClient, PrometheusTrafficSource
+
+    if config.prometheus is None or not config.prometheus.url:
+        raise UserError(
+            "--prometheus-url is required (or MTLS_READINESS_PROMETHEUS_URL), e.g. http://prometheus.istio-system:9090"
+        )
+    return PrometheusTrafficSource(PrometheusClient(config.prometheus))
+
+
+def analyse_run(
+    inventory: Inventory, source: TrafficSource, config: ReportConfig, now: datetime | None = None
+) -> RunResult:
+    """Collect traffic and analyse it: everything but writing."""
+    try:
+        window = config.window
+    except ValueError as exc:
+        raise UserError(f"--lookback: {exc}") from None
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    started = time.monotonic()
+    traffic = source.collect(now - window, now)
+    settings = Settings(
+        run_id=run_id_for(now),
+        generated_at=now,
+        lookback=config.lookback,
+        root_namespace=config.root_namespace,
+        cluster=config.cluster,
+    )
+    result = analyse(inventory, traffic, settings)
+    log.info(
+        "analysed %d workloads, %d namespaces, %d edges in %.1fs",
+        len(result.workloads),
+        len(result.namespaces),
+        len(result.edges),
+        time.monotonic() - started,
+    )
+    return result
+
+
+def sample_inputs(name: str = "demo", now: datetime | None = None) -> tuple[Inventory, SampleTrafficSource]:
+    mesh = demo_meshes.MESHES[name]()
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    inventory = build_inventory(((m, f"sample mesh {name}") for m in mesh.manifests()), cluster="")
+    return inventory, SampleTrafficSource(mesh, now=now)
+
+
+def report(config: ReportConfig, *, sample: str | None = None) -> tuple[RunResult, Path]:
+    """The nightly job: read policies, collect traffic, analyse, publish."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    if sample:
+        inventory, source = sample_inputs(sample, now)
+    else:
+        inventory = load_policies(config)
+        source = prometheus_source(config)
+    result = analyse_run(inventory, source, config, now)
+    folder = publish(result, config.output_dir)
+    return result, folder
+
+
+def what_if(config: ReportConfig, proposal: Path, *, sample: str | None = None):
+    """Predict which observed plaintext clients `proposal` would cut off."""
+    from analyzer.analyse.whatif import predict
+    from analyzer.collect.manifests import build_inventory as read
+    from analyzer.collect.policy_files import iter_objects
+
+    proposed = read(iter_objects(proposal)).peer_authentications
+    if not proposed:
+        raise UserError(f"--apply {proposal}: no PeerAuthentication found; give a YAML file with at least one")
+    now = datetime.now(UTC).replace(microsecond=0)
+    if sample:
+        inventory, source = sample_inputs(sample, now)
+    else:
+        inventory = load_policies(config)
+        source = prometheus_source(config)
+    window = config.window
+    traffic = source.collect(now - window, now)
+    return predict(inventory, traffic, proposed, config.root_namespace)

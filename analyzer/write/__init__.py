@@ -1,0 +1,1 @@
+"""write: one writer per format (HTML, CSV, JSON), charts and run history."""

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything the tests need on a fresh Debian machine, then runs lint and every test.
+# Used by the README's Quick start and by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v prometheus >/dev/null && command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v chromium >/dev/null || need_apt+=(chromium)
+if ((${#need_apt[@]})); then
+  echo "installing ${need_apt[*]} from Debian" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+
+.venv/bin/ruff check analyzer tests benchmarks
+.venv/bin/ruff format --check analyzer tests benchmarks
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,102 @@
+"""A real Prometheus on 127.0.0.1, fed by `promtool tsdb create-blocks-from openmetrics`.
+
+Missing binaries fail the test (tests/run.sh installs them); they are never a skip.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import requests
+
+from analyzer.collect.sample_mesh import SampleMesh
+
+CONFIG = "global:\n  scrape_interval: 1m\nscrape_configs: []\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"{name} not found: run tests through tests/run.sh, which installs Debian's prometheus")
+    return path
+
+
+@dataclass
+class PrometheusServer:
+    workdir: Path
+    url: str = ""
+    process: subprocess.Popen | None = None
+
+    def load(self, openmetrics: str) -> None:
+        data = self.workdir / "data.om"
+        data.write_text(openmetrics, encoding="utf-8")
+        tsdb = self.workdir / "tsdb"
+        tsdb.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [_binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(data), str(tsdb)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        data.unlink()
+
+    def start(self) -> str:
+        config = self.workdir / "prometheus.yml"
+        config.write_text(CONFIG, encoding="utf-8")
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        log = (self.workdir / "prometheus.log").open("w")
+        self.process = subprocess.Popen(
+            [
+                _binary("prometheus"),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--storage.tsdb.retention.time=400d",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"prometheus exited: {(self.workdir / 'prometheus.log').read_text()[-2000:]}")
+            try:
+                if requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
+                    return self.url
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("prometheus did not become ready in 60s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
+
+
+def serve_mesh(
+    mesh: SampleMesh, workdir: Path, now: datetime, scrape: timedelta = timedelta(minutes=5)
+) -> PrometheusServer:
+    """Start a Prometheus holding what `mesh` would have exported up to `now`."""
+    server = PrometheusServer(workdir)
+    server.load(mesh.to_openmetrics(now, scrape))
+    server.start()
+    return server

@@ -1,0 +1,34 @@
+"""The PromQL the job sends, against a real Prometheus, agrees with the in-process sample mesh."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+
+from analyzer.collect import demo_meshes
+from analyzer.collect.prometheus import PrometheusClient, PrometheusSettings, PrometheusTrafficSource
+from analyzer.collect.sample_traffic import SampleTrafficSource
+
+
+def _totals(frame: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in frame.columns if c != "count"]
+    return frame.groupby(keys, dropna=False)["count"].sum().sort_index()
+
+
+def test_window_totals_match_the_sample_mesh(prometheus_factory, now):
+    mesh = demo_meshes.demo()
+    url = prometheus_factory(mesh)
+    window = timedelta(days=7)
+    live = PrometheusTrafficSource(PrometheusClient(PrometheusSettings(url=url))).collect(now - window, now)
+    expected = SampleTrafficSource(mesh, now=now).collect(now - window, now)
+    assert live.failed_queries == []
+    assert live.coverage.complete
+    got, want = _totals(live.observations), _totals(expected.observations)
+    assert list(got.index) == list(want.index)
+    # increase() extrapolates to the window edges; counts agree within a few percent.
+    ratio = (got / want).to_numpy()
+    assert ((ratio > 0.97) & (ratio < 1.05)).all(), (got / want)[(ratio <= 0.97) | (ratio >= 1.05)]
+    # The nightly ETL job's one burst of plaintext TCP, three days ago, is not lost.
+    etl = got.xs("postgres", level="destination_workload").xs("none", level="connection_security_policy")
+    assert etl.sum() >= 13
