@@ -118,3 +118,49 @@ def demo() -> SampleMesh:
 
 
 MESHES = {"demo": demo, "walkthrough": walkthrough}
+
+
+def synthetic(
+    workloads: int = 500,
+    edges: int = 4000,
+    *,
+    namespaces: int | None = None,
+    plaintext_every: int = 25,
+    unmeshed_every: int = 40,
+    seed: int = 7,
+) -> SampleMesh:
+    """A large, reproducible mesh for scale tests and benchmarks.
+
+    `workloads` spread over `namespaces` (default: one per 50); `edges` flows between random
+    workloads; every `plaintext_every`-th flow is forced plaintext (a DestinationRule-style
+    client), every `unmeshed_every`-th workload has no sidecar.
+    """
+    import random
+
+    rng = random.Random(seed)
+    namespaces = namespaces or max(1, workloads // 50)
+    ns_names = [f"team-{i:03d}" for i in range(namespaces)]
+    mesh_workloads = [
+        MeshWorkload(
+            ns_names[i % namespaces],
+            f"svc-{i:05d}",
+            dataplane=NONE if i % unmeshed_every == unmeshed_every - 1 else SIDECAR,
+            ports=(8080,),
+        )
+        for i in range(workloads)
+    ]
+    meshed = [w for w in mesh_workloads if w.dataplane is not NONE]
+    flows = []
+    seen: set[tuple[str, str, str]] = set()
+    while len(flows) < edges:
+        src = rng.choice(mesh_workloads)
+        dst = rng.choice(meshed)
+        protocol = rng.choice(("http", "http", "http", "grpc", "tcp"))
+        key = (src.ref, dst.ref, protocol)
+        if key in seen or src is dst:
+            continue
+        seen.add(key)
+        plaintext = True if len(flows) % plaintext_every == 0 else None
+        flows.append(Flow(src.ref, dst.ref, protocol=protocol, per_hour=rng.choice((6, 60, 600)), plaintext=plaintext))
+    labels = {ns: dict(INJECT) for ns in ns_names}
+    return SampleMesh(workloads=mesh_workloads, flows=flows, namespace_labels=labels)
