@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from analyzer.analyse.changes import compare
 from analyzer.analyse.readiness import Settings, analyse
+from analyzer.analyse.whatif import Prediction, predict
 from analyzer.collect import demo_meshes
 from analyzer.collect.manifests import build_inventory
-from analyzer.collect.policy_files import load_inventory
+from analyzer.collect.policy_files import iter_objects, load_inventory
+from analyzer.collect.run_store import PublishedRun, latest_run
 from analyzer.collect.sample_traffic import SampleTrafficSource
 from analyzer.config import ReportConfig
 from analyzer.errors import UserError
 from analyzer.model.inventory import Inventory
+from analyzer.model.policy import PeerAuthentication
 from analyzer.model.report import RunResult
 from analyzer.model.traffic import Traffic
 from analyzer.write.publish import publish
@@ -56,14 +61,18 @@ def prometheus_source(config: ReportConfig) -> TrafficSource:
     return PrometheusTrafficSource(PrometheusClient(config.prometheus))
 
 
+def _window(config: ReportConfig) -> timedelta:
+    try:
+        return config.window
+    except ValueError as exc:
+        raise UserError(f"--lookback: {exc}") from None
+
+
 def analyse_run(
     inventory: Inventory, source: TrafficSource, config: ReportConfig, now: datetime | None = None
 ) -> RunResult:
     """Collect traffic and analyse it: everything but writing."""
-    try:
-        window = config.window
-    except ValueError as exc:
-        raise UserError(f"--lookback: {exc}") from None
+    window = _window(config)
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     started = time.monotonic()
     traffic = source.collect(now - window, now)
@@ -86,10 +95,21 @@ def analyse_run(
 
 
 def sample_inputs(name: str = "demo", now: datetime | None = None) -> tuple[Inventory, SampleTrafficSource]:
+    if name not in demo_meshes.MESHES:
+        raise UserError(f"no sample mesh {name!r}; choose one of {', '.join(sorted(demo_meshes.MESHES))}")
     mesh = demo_meshes.MESHES[name]()
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     inventory = build_inventory(((m, f"sample mesh {name}") for m in mesh.manifests()), cluster="")
     return inventory, SampleTrafficSource(mesh, now=now)
+
+
+def inputs(
+    config: ReportConfig, *, sample: str | None = None, now: datetime | None = None
+) -> tuple[Inventory, TrafficSource]:
+    """Where policies and traffic come from: a built-in sample mesh, or the cluster and Prometheus."""
+    if sample:
+        return sample_inputs(sample, now)
+    return load_policies(config), prometheus_source(config)
 
 
 def report(config: ReportConfig, *, sample: str | None = None) -> tuple[RunResult, Path]:
@@ -101,25 +121,44 @@ def report(config: ReportConfig, *, sample: str | None = None) -> tuple[RunResul
         inventory = load_policies(config)
         source = prometheus_source(config)
     result = analyse_run(inventory, source, config, now)
-    folder = publish(result, config.output_dir)
+    # Read the previous run before this one replaces `latest`: night-over-night changes.
+    changes = compare(result, _previous_run(config.output_dir))
+    folder = publish(result, config.output_dir, extra_summary={"changes": changes.to_dict()})
     return result, folder
 
 
-def what_if(config: ReportConfig, proposal: Path, *, sample: str | None = None):
-    """Predict which observed plaintext clients `proposal` would cut off."""
-    from analyzer.analyse.whatif import predict
-    from analyzer.collect.manifests import build_inventory as read
-    from analyzer.collect.policy_files import iter_objects
+def _previous_run(output_dir: Path) -> PublishedRun | None:
+    """The published run to compare with; an unreadable one is a warning, never a failed night."""
+    try:
+        return latest_run(output_dir)
+    except UserError as exc:
+        log.warning("not comparing with the previous run: %s", exc)
+        return None
 
-    proposed = read(iter_objects(proposal)).peer_authentications
+
+def read_proposal(objects: Iterable[tuple[dict, str]], where: str) -> list[PeerAuthentication]:
+    """The PeerAuthentications among (object, origin) pairs; `where` names the input in the error."""
+    proposed = build_inventory(objects).peer_authentications
     if not proposed:
-        raise UserError(f"--apply {proposal}: no PeerAuthentication found; give a YAML file with at least one")
-    now = datetime.now(UTC).replace(microsecond=0)
-    if sample:
-        inventory, source = sample_inputs(sample, now)
-    else:
-        inventory = load_policies(config)
-        source = prometheus_source(config)
-    window = config.window
+        raise UserError(f"{where}: no PeerAuthentication found; give a YAML file with at least one")
+    return proposed
+
+
+def predict_proposal(
+    config: ReportConfig,
+    proposed: list[PeerAuthentication],
+    *,
+    sample: str | None = None,
+    now: datetime | None = None,
+) -> Prediction:
+    """Collect the window's traffic and predict which plaintext clients `proposed` would cut off."""
+    window = _window(config)
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    inventory, source = inputs(config, sample=sample, now=now)
     traffic = source.collect(now - window, now)
     return predict(inventory, traffic, proposed, config.root_namespace)
+
+
+def what_if(config: ReportConfig, proposal: Path, *, sample: str | None = None) -> Prediction:
+    """Predict which observed plaintext clients the PeerAuthentications in file `proposal` would cut off."""
+    return predict_proposal(config, read_proposal(iter_objects(proposal), f"--apply {proposal}"), sample=sample)

@@ -1,0 +1,335 @@
+"""The public Python API: what the notebooks use, built on the same pipeline as the CLI.
+
+    >>> from analyzer import analyse_sample, plot_verdicts
+    >>> result = analyse_sample("demo")           # no cluster, no Prometheus
+    >>> result.verdict_counts()["BLOCKED"]
+    6
+    >>> fig = plot_verdicts(result)               # a matplotlib Figure
+
+- `analyse_sample` / `analyse_live` run collect + analyse exactly as `mtls-readiness demo` /
+  `report` do (through `analyzer.pipeline`), without writing a report.
+- `load_run` reads a published run (`runs/<id>`, `latest`, or an `--output-dir`) into DataFrames.
+- `what_if` predicts which observed plaintext clients a proposed PeerAuthentication would cut
+  off, as `mtls-readiness what-if` does.
+- `plaintext_timeline` turns the range query (plaintext per edge and step) into a rate per client.
+- `plot_*` return matplotlib Figures for notebooks; the HTML report draws its own SVG charts.
+
+Either a `RunResult` (from `analyse_*`) or a `PublishedRun` (from `load_run`) is accepted wherever
+a table is enough; the timeline exists only on a `RunResult` because a published run keeps no
+time series.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from matplotlib.figure import Figure
+
+from analyzer import pipeline
+from analyzer.analyse.classify import PLAINTEXT, classify
+from analyzer.analyse.readiness import _source_name  # the report's own "ns/name" or "unknown"
+from analyzer.analyse.whatif import Prediction
+from analyzer.collect import queries
+from analyzer.collect.policy_files import iter_objects
+from analyzer.collect.prometheus import PrometheusSettings
+from analyzer.collect.run_store import PublishedRun, load_run
+from analyzer.config import ReportConfig
+from analyzer.errors import UserError
+from analyzer.model.inventory import Dataplane, Inventory, Workload
+from analyzer.model.report import VERDICT_ORDER, RunResult
+
+# Importing charts also applies the report's matplotlib style, so notebook figures match the HTML.
+from analyzer.write.charts import MTLS_COLOUR, PLAINTEXT_COLOUR, VERDICT_COLOURS
+
+__all__ = [
+    "Prediction",
+    "PublishedRun",
+    "RunResult",
+    "analyse_live",
+    "analyse_sample",
+    "load_run",
+    "plaintext_timeline",
+    "plot_namespace_volume",
+    "plot_plaintext_over_time",
+    "plot_verdicts",
+    "tables",
+    "what_if",
+]
+
+Result = RunResult | PublishedRun
+_PATH_OPTIONS = {"bearer_token_file", "ca_file"}
+# Colours for up to eight clients (Okabe-Ito order after the plaintext orange); the rest are "other".
+_CLIENT_COLOURS = ["#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+
+
+# -- analysis ---------------------------------------------------------------------------------------
+
+
+def analyse_sample(
+    name: str = "demo", lookback: str = "7d", *, root_namespace: str = "istio-system", now: datetime | None = None
+) -> RunResult:
+    """Analyse a built-in sample mesh (`demo` or `walkthrough`), as `mtls-readiness demo` does.
+
+    `now` pins the end of the window (default: the current time), for reproducible results.
+    """
+    config = ReportConfig(lookback=lookback, root_namespace=root_namespace)
+    inventory, source = pipeline.inputs(config, sample=name, now=now)
+    return pipeline.analyse_run(inventory, source, config, now)
+
+
+def analyse_live(
+    prometheus_url: str,
+    *,
+    policies_from: str | Path = "kube",
+    lookback: str = "7d",
+    root_namespace: str = "istio-system",
+    cluster: str = "",
+    kube_context: str | None = None,
+    kubeconfig: str | None = None,
+    now: datetime | None = None,
+    **prometheus_options: Any,
+) -> RunResult:
+    """Query Prometheus and read policies, as `mtls-readiness report` does, without writing a report.
+
+    `policies_from`: "kube" (kubeconfig, then in-cluster) or a YAML file or folder.
+    `prometheus_options`: `bearer_token_file`, `ca_file`, `headers` ({"Name": "value"} or
+    ["Name: value"]), `tenant`, `insecure_skip_verify`, `timeout`, `retries`, `max_parallel`.
+    """
+    config = _live_config(
+        prometheus_url,
+        prometheus_options,
+        policies_from=str(policies_from),
+        lookback=lookback,
+        root_namespace=root_namespace,
+        cluster=cluster,
+        kube_context=kube_context,
+        kubeconfig=kubeconfig,
+    )
+    inventory, source = pipeline.inputs(config)
+    return pipeline.analyse_run(inventory, source, config, now)
+
+
+def what_if(
+    proposal: str | Path | Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    *,
+    sample: str | None = None,
+    prometheus_url: str | None = None,
+    policies_from: str | Path = "kube",
+    lookback: str = "7d",
+    root_namespace: str = "istio-system",
+    now: datetime | None = None,
+    **prometheus_options: Any,
+) -> Prediction:
+    """Which clients observed in the window would a proposed PeerAuthentication cut off?
+
+    `proposal`: a YAML file or folder (a `Path`, or a one-line string), YAML text, or manifest
+    dict(s). Give `sample="demo"` for a built-in mesh, or `prometheus_url` (with `policies_from`
+    and the options of `analyse_live`) for a live one. `Prediction.cut_off` lists the clients.
+    """
+    if (sample is None) == (prometheus_url is None):
+        raise UserError("what_if needs exactly one of sample='demo' or prometheus_url='http://...'")
+    proposed = pipeline.read_proposal(_proposal_objects(proposal), "proposal")
+    if sample is not None:
+        config = ReportConfig(lookback=lookback, root_namespace=root_namespace)
+    else:
+        config = _live_config(
+            prometheus_url,
+            prometheus_options,
+            policies_from=str(policies_from),
+            lookback=lookback,
+            root_namespace=root_namespace,
+        )
+    return pipeline.predict_proposal(config, proposed, sample=sample, now=now)
+
+
+def _live_config(url: str, options: Mapping[str, Any], **fields: Any) -> ReportConfig:
+    known = set(PrometheusSettings.__dataclass_fields__) - {"url"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"unknown Prometheus option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    settings: dict[str, Any] = dict(options)
+    for name in _PATH_OPTIONS & settings.keys():
+        settings[name] = Path(settings[name]) if settings[name] is not None else None
+    headers = settings.get("headers", ())
+    if isinstance(headers, Mapping):
+        settings["headers"] = tuple(f"{k}: {v}" for k, v in headers.items())
+    else:
+        settings["headers"] = tuple(headers)
+    return ReportConfig(prometheus=PrometheusSettings(url=url, **settings), **fields)
+
+
+def _proposal_objects(proposal: Any) -> Iterable[tuple[dict, str]]:
+    if isinstance(proposal, Path) or (isinstance(proposal, str) and "\n" not in proposal.strip()):
+        return iter_objects(Path(proposal))
+    if isinstance(proposal, str):
+        try:
+            documents = [d for d in yaml.safe_load_all(proposal) if d is not None]
+        except yaml.YAMLError as exc:
+            raise UserError(f"proposal: not valid YAML ({exc}); give PeerAuthentication manifests") from None
+    elif isinstance(proposal, Mapping):
+        documents = [proposal]
+    else:
+        documents = list(proposal)
+    objects: list[tuple[dict, str]] = []
+    for index, doc in enumerate(documents, start=1):
+        items = doc.get("items") if isinstance(doc, Mapping) and str(doc.get("kind", "")).endswith("List") else [doc]
+        objects += [
+            (dict(item) if isinstance(item, Mapping) else {"kind": None}, f"proposal {index}") for item in items
+        ]
+    return objects
+
+
+# -- tables -----------------------------------------------------------------------------------------
+
+
+def tables(result: Result) -> dict[str, pd.DataFrame]:
+    """`edges`, `workloads` and `namespaces` as DataFrames, from a RunResult or a published run."""
+    if isinstance(result, PublishedRun):
+        return {"edges": result.edges, "workloads": result.workloads, "namespaces": result.namespaces}
+    return {
+        "edges": result.edges_frame(),
+        "workloads": result.workloads_frame(),
+        "namespaces": result.namespaces_frame(),
+    }
+
+
+def plaintext_timeline(result: Result, namespace: str | None = None, workload: str | None = None) -> pd.DataFrame:
+    """Plaintext rate per second by client over the window, for the destinations selected.
+
+    One column per client (`namespace/workload`, or `unknown` when Istio could not name it:
+    a caller without a sidecar over HTTP, or any plaintext TCP), one row per step of the range
+    query, clients ordered by volume. Requests and TCP connections add up, as in the report.
+    Traffic whose `connection_security_policy` cannot be read is left out: it is not proven
+    plaintext (the report flags it as UNKNOWN instead).
+    """
+    if isinstance(result, PublishedRun):
+        raise UserError(
+            f"{result.folder} is a published run: it keeps first and last plaintext seen per edge "
+            "(edges.csv) but no time series; use analyse_sample() or analyse_live() for the timeline"
+        )
+    step = queries.timeline_step(result.window_end - result.window_start)
+    grid = pd.date_range(result.window_start, result.window_end, freq=step, name="timestamp")
+    rows = result.timeline
+    if namespace is not None:
+        rows = rows[rows["destination_namespace"] == namespace]
+    if workload is not None:
+        rows = rows[rows["destination_workload"] == workload]
+    rows = classify(rows, _dataplanes(result))
+    rows = rows[rows["security"] == PLAINTEXT]
+    if rows.empty:
+        return pd.DataFrame(index=grid, columns=pd.Index([], name="client"), dtype="float64")
+    client = [_source_name(ns, wl) for ns, wl in zip(rows["source_namespace"], rows["source_workload"], strict=True)]
+    wide = rows.assign(client=client).pivot_table(
+        index="timestamp", columns="client", values="count", aggfunc="sum", fill_value=0.0
+    )
+    wide = wide.reindex(grid.union(wide.index), fill_value=0.0)
+    wide = wide[wide.sum().sort_values(ascending=False, kind="stable").index]
+    wide.index.name = "timestamp"
+    return wide / step.total_seconds()
+
+
+def _dataplanes(result: RunResult) -> Inventory:
+    """Just enough inventory for `classify`: which destinations are ambient (ztunnel's `unknown` is plaintext)."""
+    inventory = Inventory()
+    for w in result.workloads:
+        inventory.add_workload(Workload(w.namespace, w.workload, w.kind, dataplane=Dataplane(w.dataplane)))
+    return inventory
+
+
+# -- figures ----------------------------------------------------------------------------------------
+# Figures are built without pyplot: nothing global to close, and a notebook shows each one once.
+
+
+def plot_verdicts(result: Result, level: str = "workloads") -> Figure:
+    """How many workloads (or namespaces, `level="namespaces"`) have each verdict."""
+    if level not in ("workloads", "namespaces"):
+        raise ValueError(f"level must be 'workloads' or 'namespaces', not {level!r}")
+    verdicts = tables(result)[level]["verdict"].astype(str).value_counts()
+    names = [v.value for v in VERDICT_ORDER][::-1]  # barh draws bottom-up: attention first at the top
+    counts = [int(verdicts.get(v, 0)) for v in names]
+    fig = Figure(figsize=(6, 3), layout="constrained")
+    ax = fig.subplots()
+    bars = ax.barh(names, counts, color=[VERDICT_COLOURS[v] for v in names], edgecolor="#333333", linewidth=0.5)
+    ax.bar_label(bars, padding=2)
+    ax.set_xlabel(level)
+    ax.set_title(f"{level.capitalize()} by verdict", loc="left")
+    return fig
+
+
+def plot_namespace_volume(result: Result, top: int = 25) -> Figure:
+    """mTLS versus plaintext volume per destination namespace, most plaintext first."""
+    frame = tables(result)["namespaces"]
+    rows = frame.groupby("namespace")[["mtls_count", "plaintext_count"]].sum()
+    rows = rows[(rows.mtls_count > 0) | (rows.plaintext_count > 0)]
+    fig = Figure(figsize=(7, 0.35 * min(len(rows), top) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    if rows.empty:
+        return _message(fig, ax, "No inbound traffic in the window")
+    rows = rows.assign(total=rows.sum(axis=1)).sort_values(["plaintext_count", "total"], ascending=False).head(top)
+    rows = rows.iloc[::-1]
+    ax.barh(rows.index, rows.mtls_count, color=MTLS_COLOUR, label="mTLS")
+    ax.barh(
+        rows.index, rows.plaintext_count, left=rows.mtls_count, color=PLAINTEXT_COLOUR, label="plaintext", hatch="//"
+    )
+    ax.set_xlabel("requests + connections in the window")
+    ax.set_title("Inbound volume per namespace", loc="left")
+    ax.legend(loc="lower right", frameon=False)
+    return fig
+
+
+def plot_plaintext_over_time(
+    result: RunResult | pd.DataFrame,
+    namespace: str | None = None,
+    workload: str | None = None,
+    *,
+    top: int = 6,
+    title: str | None = None,
+) -> Figure:
+    """Plaintext rate by client over the window: a RunResult (filtered like `plaintext_timeline`)
+    or a frame shaped like its result (one column per line). Beyond `top` lines the rest add up as `other`."""
+    wide = result if isinstance(result, pd.DataFrame) else plaintext_timeline(result, namespace, workload)
+    where = "/".join(p for p in (namespace, workload) if p) or "the mesh"
+    fig = Figure(figsize=(8, 3), layout="constrained")
+    ax = fig.subplots()
+    if wide.empty or not wide.to_numpy().any():
+        return _message(fig, ax, f"No plaintext to {where} in the window")
+    shown = wide.iloc[:, :top]
+    if wide.shape[1] > top:
+        shown = shown.assign(other=wide.iloc[:, top:].sum(axis=1))
+    for i, client in enumerate(shown.columns):
+        ax.plot(shown.index, shown[client], label=client, color=_CLIENT_COLOURS[i % len(_CLIENT_COLOURS)])
+    ax.set_xlim(wide.index.min(), wide.index.max())
+    ax.set_ylim(bottom=0)  # a rate: zero is the goal, keep it in view
+    ax.set_ylabel("plaintext per second")
+    ax.set_title(title or f"Plaintext to {where}, by client", loc="left")
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.autofmt_xdate()
+    return fig
+
+
+def _message(fig: Figure, ax: Any, text: str) -> Figure:
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", color="#555555")
+    return fig
+
+
+def _show_figures_in_ipython() -> None:
+    """charts.py pins the Agg backend, which keeps Jupyter from drawing a returned Figure (it
+    would print `<Figure size ...>`); register the same PNG display `%matplotlib inline` does."""
+    if "IPython" not in sys.modules:  # not inside IPython: nothing to do, and no import cost
+        return
+    from IPython import get_ipython
+    from IPython.core.pylabtools import select_figure_formats
+
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "display_formatter"):
+        select_figure_formats(shell, {"png"})
+
+
+_show_figures_in_ipython()
