@@ -1,18 +1,41 @@
-"""The HTML report and the history page: Jinja2 templates, autoescaped, self-contained."""
+"""The HTML report and the history page: Jinja2 templates, autoescaped, self-contained.
+
+The writer arranges what the analysis produced (RunResult, summary.json with its `changes`, and
+the summaries of earlier runs); it filters and caps lists for display and never re-judges anything.
+Big meshes stay a few MB: tables show their first rows with counts and link to the CSV files.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from analyzer.model.report import VERDICT_ORDER, RunResult
+from analyzer.analyse.changes import mtls_shares
+from analyzer.model.report import VERDICT_ORDER, EdgeResult, NamespaceResult, RunResult, Verdict, WorkloadResult
 from analyzer.write import charts
 from analyzer.write.tabular import iso
 
-TOP_ROWS = 200  # tables show this many rows; the CSV files hold all
+log = logging.getLogger("mtls_readiness")
+
+TOP_ROWS = 200  # rows per table; the CSV files hold all
+NAMESPACE_SECTIONS = 300  # collapsible per-namespace sections
+ROWS_PER_NAMESPACE = 50
+HISTORY_ROWS = 400
+REMEDIATION_FILE = "remediation.yaml"
+JOB_KINDS = ("Job", "CronJob")
+CLIENT_KIND_TEXT = {"meshed": "has a sidecar", "unmeshed": "no sidecar", "unknown": "cannot tell"}
+_RANK = {v.value: i for i, v in enumerate(VERDICT_ORDER)}
 
 
 def _environment() -> Environment:
@@ -24,10 +47,21 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["iso"] = lambda v: iso(v) if v else ""
+    env.filters["when"] = _when
     env.filters["num"] = _number
-    env.filters["pct"] = lambda v: f"{v * 100:.1f}%" if v is not None else ""
+    env.filters["compact"] = lambda v: charts.compact(v) if v is not None else ""
+    env.filters["pct"] = lambda v: f"{v * 100:.1f}%" if v is not None else "–"
+    env.filters["signed"] = _signed
+    env.filters["points"] = lambda v: f"{v * 100:+.1f} pts" if v else ""
+    env.filters["rank"] = lambda v: _RANK.get(str(v), len(_RANK))
     env.globals["verdict_colours"] = charts.VERDICT_COLOURS
     env.globals["verdict_order"] = [v.value for v in VERDICT_ORDER]
+    env.globals["client_kind_text"] = CLIENT_KIND_TEXT
+    # The one inline script, allowed by its hash in the page's Content-Security-Policy:
+    # nothing else (an injected <script> or on* attribute) could run even if escaping failed.
+    script = env.loader.get_source(env, "page.js.j2")[0]
+    env.globals["script"] = Markup(script)
+    env.globals["script_hash"] = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     return env
 
 
@@ -39,26 +73,188 @@ def _number(value: float | int | None) -> str:
     return f"{value:,.1f}"
 
 
+def _signed(value: int | float | None) -> str:
+    if not value:
+        return ""
+    return f"{value:+,}" if float(value).is_integer() else f"{value:+,.1f}"
+
+
+def _when(value: datetime | str | None) -> Markup:
+    """A short UTC time for tables, with the full ISO 8601 time for sorting and tooltips."""
+    if not value:
+        return Markup("")
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return Markup("{}").format(value)
+    full = iso(value)
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(full, full, value.strftime("%Y-%m-%d %H:%M"))
+
+
 ENV = _environment()
 
 
-def render_report(run: RunResult, summary: dict[str, Any]) -> str:
-    svgs = {k: {"title": v["title"], "svg": Markup(v["svg"])} for k, v in charts.render_all(run).items()}
-    blockers = [e for e in run.edges if e.blocker]
-    return ENV.get_template("report.html.j2").render(
-        run=run,
-        summary=summary,
-        charts=svgs,
-        blockers=blockers[:TOP_ROWS],
-        blockers_total=len(blockers),
-        workloads=sorted(run.workloads, key=lambda w: (VERDICT_ORDER.index(w.verdict), w.namespace, w.workload)),
-        top=TOP_ROWS,
+# -- what the report page shows ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceSection:
+    namespace: NamespaceResult
+    workloads: list[WorkloadResult]  # the first ROWS_PER_NAMESPACE, most urgent first
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """Where the mesh does not reach: where source_workload="unknown" plaintext comes from."""
+
+    dataplanes: dict[str, int]
+    not_meshed: list[WorkloadResult]
+    not_meshed_total: int
+    uninjected_namespaces: list[NamespaceResult]
+    sidecarless_jobs: list[WorkloadResult]
+    sidecarless_jobs_total: int
+    unknown_source_edges: int
+    unknown_source_volume: dict[str, float]
+
+
+def _by_urgency(workloads: Iterable[WorkloadResult]) -> list[WorkloadResult]:
+    return sorted(workloads, key=lambda w: (_RANK[w.verdict.value], -w.plaintext_count, w.namespace, w.workload))
+
+
+def _namespace_sections(run: RunResult, ordered: list[NamespaceResult]) -> list[NamespaceSection]:
+    members: dict[str, list[WorkloadResult]] = {}
+    for w in run.workloads:
+        members.setdefault(w.namespace, []).append(w)
+    sections = []
+    for ns in ordered[:NAMESPACE_SECTIONS]:
+        rows = _by_urgency(members.get(ns.namespace, []))
+        sections.append(NamespaceSection(ns, rows[:ROWS_PER_NAMESPACE], len(rows)))
+    return sections
+
+
+def _coverage(run: RunResult) -> Coverage:
+    unmeshed = _by_urgency(w for w in run.workloads if w.verdict is Verdict.NOT_MESHED)
+    jobs = [w for w in run.workloads if w.kind in JOB_KINDS and w.dataplane == "none"]
+    unknown = [e for e in run.edges if e.plaintext_count > 0 and e.source_workload in ("", "unknown")]
+    volume: Counter[str] = Counter()
+    for e in unknown:
+        volume[e.unit] += e.plaintext_count
+    return Coverage(
+        dataplanes=dict(Counter(w.dataplane or "unknown" for w in run.workloads).most_common()),
+        not_meshed=unmeshed[:TOP_ROWS],
+        not_meshed_total=len(unmeshed),
+        uninjected_namespaces=[
+            n for n in run.namespaces if n.injection == "none" and n.namespace != run.root_namespace
+        ][:TOP_ROWS],
+        sidecarless_jobs=jobs[:TOP_ROWS],
+        sidecarless_jobs_total=len(jobs),
+        unknown_source_edges=len(unknown),
+        unknown_source_volume=dict(volume),
     )
 
 
+def _top(items: Sequence[Any], limit: int = TOP_ROWS) -> tuple[list[Any], int]:
+    return list(items[:limit]), len(items)
+
+
+def render_report(run: RunResult, summary: dict[str, Any], history: Sequence[dict[str, Any]] = ()) -> str:
+    """The run's page. `history`: headline rows of the published runs, newest first (see `headline`)."""
+    namespaces = sorted(run.namespaces, key=lambda n: (_RANK[n.verdict.value], -n.plaintext_count, n.namespace))
+    blockers: list[EdgeResult] = [e for e in run.edges if e.blocker]  # the analysis sorts by volume
+    ready_workloads = sorted(
+        (w for w in run.workloads if w.verdict is Verdict.READY and w.remediation),
+        key=lambda w: (summary.get("namespaces", {}).get(w.namespace) == Verdict.READY.value, w.namespace, w.workload),
+    )
+    quiet = _by_urgency(w for w in run.workloads if w.verdict is Verdict.NO_TRAFFIC)
+    this = headline(summary)
+    runs = [this, *(h for h in history if h["run_id"] != this["run_id"])]
+    return ENV.get_template("report.html.j2").render(
+        run=run,
+        summary=summary,
+        now=this,
+        changes=summary.get("changes"),
+        charts=[
+            {"key": c.key, "title": c.title, "description": c.description, "svg": Markup(c.svg)}
+            for c in charts.render_all(run, runs)
+        ],
+        blockers=_top(blockers),
+        namespaces=_top(namespaces, 2 * TOP_ROWS),
+        sections=_namespace_sections(run, namespaces),
+        ready_namespaces=[n for n in namespaces if n.verdict is Verdict.READY and n.remediation],
+        ready_workloads=_top(ready_workloads),
+        quiet_namespaces=[n for n in namespaces if n.verdict is Verdict.NO_TRAFFIC],
+        quiet_workloads=_top(quiet),
+        coverage=_coverage(run),
+        injection={n.namespace: n.injection for n in run.namespaces},
+        top=TOP_ROWS,
+        rows_per_namespace=ROWS_PER_NAMESPACE,
+        remediation_file=REMEDIATION_FILE if _remediation_documents(run) else "",
+    )
+
+
+# -- the history page --------------------------------------------------------------------------------------
+
+
+def headline(summary: dict[str, Any]) -> dict[str, Any]:
+    """One run's headline figures from its summary.json (older summaries lack some keys)."""
+    changes = summary.get("changes") or {}
+    return {
+        "run_id": str(summary.get("run_id", "")),
+        "generated_at": summary.get("generated_at", ""),
+        "complete": summary.get("complete", True),
+        "mesh_verdict": summary.get("mesh_verdict", "UNKNOWN"),
+        "verdicts": summary.get("verdicts", {}),
+        "namespace_verdicts": summary.get("namespace_verdicts", {}),
+        "mtls_share": summary.get("mtls_share") or mtls_shares(summary.get("totals", {})),
+        "blockers": summary.get("blockers"),
+        "new_plaintext_clients": changes.get("new_plaintext_clients_total"),
+        "regressions": changes.get("regressions_total"),
+        "newly_ready": changes.get("newly_ready_total"),
+    }
+
+
 def render_history(runs: list[dict[str, Any]]) -> str:
-    return ENV.get_template("history.html.j2").render(runs=runs)
+    """The output dir's index.html from the published runs' summaries, newest first."""
+    rows = [headline(r) for r in runs if r.get("run_id")]
+    return ENV.get_template("history.html.j2").render(
+        runs=rows[:HISTORY_ROWS],
+        runs_total=len(rows),
+        burndown=charts.burndown(rows),
+    )
+
+
+def published_headlines(runs_dir: Path) -> list[dict[str, Any]]:
+    """Headlines of the runs published under `runs_dir`, newest first; unreadable ones are skipped."""
+    rows = []
+    for path in sorted(runs_dir.glob("*/summary.json"), reverse=True):
+        if path.parent.name.startswith("."):
+            continue  # a run being written (or left behind by a crash)
+        try:
+            rows.append(headline(json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, json.JSONDecodeError):
+            log.warning("skipping unreadable %s", path)
+    return rows
+
+
+# -- files -------------------------------------------------------------------------------------------------
+
+
+def _remediation_documents(run: RunResult) -> list[str]:
+    docs = [run.mesh.remediation] if run.mesh.remediation else []
+    docs += [n.remediation for n in run.namespaces if n.verdict is Verdict.READY and n.remediation]
+    docs += [w.remediation for w in run.workloads if w.verdict is Verdict.READY and w.remediation]
+    return docs
 
 
 def write_report(run: RunResult, summary: dict[str, Any], folder: Path) -> None:
-    (folder / "index.html").write_text(render_report(run, summary), encoding="utf-8")
+    """index.html, and remediation.yaml with every STRICT policy the run found safe to apply.
+
+    `folder` is the run's folder inside `runs/`; the published runs beside it feed the burndown."""
+    history = published_headlines(folder.parent)
+    (folder / "index.html").write_text(render_report(run, summary, history), encoding="utf-8")
+    docs = _remediation_documents(run)
+    if docs:
+        header = f"# STRICT PeerAuthentications that run {run.run_id} found safe: no plaintext in {run.lookback}.\n"
+        (folder / REMEDIATION_FILE).write_text(header + "---\n".join(docs), encoding="utf-8")

@@ -6,19 +6,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from analyzer.analyse.changes import mtls_shares, traffic_totals
 from analyzer.model.report import RunResult, Verdict
 from analyzer.write.tabular import iso
 
 
 def totals(run: RunResult) -> dict[str, float]:
-    out = {"mtls_requests": 0.0, "plaintext_requests": 0.0, "mtls_connections": 0.0, "plaintext_connections": 0.0}
-    for e in run.edges:
-        out[f"mtls_{e.unit}"] += e.mtls_count
-        out[f"plaintext_{e.unit}"] += e.plaintext_count
-    return {k: round(v, 3) for k, v in out.items()}
+    return traffic_totals(run.edges)
 
 
 def summary(run: RunResult) -> dict[str, Any]:
+    volume = totals(run)
     return {
         "run_id": run.run_id,
         "generated_at": iso(run.generated_at),
@@ -32,7 +30,9 @@ def summary(run: RunResult) -> dict[str, Any]:
         "mesh_verdict": run.mesh.verdict.value,
         "namespaces": {n.namespace: n.verdict.value for n in run.namespaces},
         "namespace_verdicts": {v.value: sum(1 for n in run.namespaces if n.verdict is v) for v in Verdict},
-        "totals": totals(run),
+        "totals": volume,
+        # share of observed traffic that was mutual TLS, per unit (null: no such traffic)
+        "mtls_share": mtls_shares(volume),
         "blockers": sum(1 for e in run.edges if e.blocker),
         "warnings": run.warnings,
         "errors": run.errors,
@@ -41,6 +41,7 @@ def summary(run: RunResult) -> dict[str, Any]:
 
 
 def write_summary(run: RunResult, folder: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`extra` adds keys computed outside the run, e.g. `changes` (night over night)."""
     data = {**summary(run), **(extra or {})}
     (folder / "summary.json").write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return data
