@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from analyzer.model.policy import Mode, PeerAuthentication
 
@@ -99,7 +99,9 @@ class PolicyEngine:
         """The engine after `kubectl apply` of `proposed`: same namespace/name replaces, keeping
         the original creationTimestamp (as the API server does); anything new is the newest."""
         by_ref = {pa.ref: pa for pa in self.policies}
-        now = datetime.now(UTC)
+        # Newer than everything already there even if the cluster's clock runs ahead of ours:
+        # otherwise a proposed second namespace-wide policy would win instead of being ignored.
+        now = max([datetime.now(UTC), *(pa.created + timedelta(seconds=1) for pa in self.policies)])
         for pa in proposed:
             existing = by_ref.get(pa.ref)
             created = existing.created if existing else now
@@ -129,9 +131,7 @@ class PolicyEngine:
         """Policies istiod silently ignores, with the reason; worth telling the operator."""
         notes: list[str] = []
         seen_wide: dict[str, PeerAuthentication] = {}
-        for pa in self.policies:
-            if pa.hypothetical:
-                continue
+        for pa in self.policies:  # hypothetical ones too: what-if reports a proposal istiod would ignore
             if pa.selector and pa.namespace == self.root_namespace:
                 notes.append(
                     f"PeerAuthentication {pa.ref} is ignored: istiod drops policies with a selector "

@@ -58,20 +58,29 @@ def ref(obj: dict) -> str:
     return f"{kind} {meta.get('namespace', '')}/{meta.get('name', '?')}".replace(" /", " ")
 
 
+def _mode(value: Any) -> Mode:
+    """An mTLS mode exactly as the CRD enum spells it; the API server rejects `strict` or ``."""
+    if value is None:
+        return Mode.UNSET
+    if not isinstance(value, str) or value not in Mode.__members__:
+        raise ObjectError(f"unknown mTLS mode {value!r} (expected UNSET, DISABLE, PERMISSIVE or STRICT, in capitals)")
+    return Mode(value)
+
+
 def peer_authentication(obj: dict, default_namespace: str = "default") -> PeerAuthentication:
     meta = _meta(obj)
     spec = obj.get("spec") or {}
     if not isinstance(spec, dict):
         raise ObjectError("spec must be a map")
-    selector = _str_map((spec.get("selector") or {}).get("matchLabels"), "selector.matchLabels")
     try:
-        mode = Mode.parse((spec.get("mtls") or {}).get("mode"))
+        selector = _str_map((spec.get("selector") or {}).get("matchLabels"), "selector.matchLabels")
+        mode = _mode((spec.get("mtls") or {}).get("mode"))
         ports = {}
         for port, setting in (spec.get("portLevelMtls") or {}).items():
-            number = int(port)
+            number = int(str(port))  # JSON map keys are strings; YAML may give ints
             if not 1 <= number <= 65535:
                 raise ObjectError(f"portLevelMtls port {port} is outside 1..65535")
-            ports[number] = Mode.parse((setting or {}).get("mode"))
+            ports[number] = _mode((setting or {}).get("mode"))
     except (ValueError, AttributeError, TypeError) as exc:
         raise ObjectError(str(exc)) from None
     return PeerAuthentication(
@@ -126,6 +135,26 @@ def _pod_template(obj: dict) -> tuple[dict, dict]:
     return template.get("metadata") or {}, template.get("spec") or {}
 
 
+def _injected(labels: dict, annotations: dict, ns_labels: dict) -> bool:
+    """Would the sidecar injector inject this pod template?
+
+    First, whether the API server calls the injector at all: the four webhooks of istio's
+    mutatingwebhook.yaml select on labels only (namespace `istio-injection=enabled`; namespace
+    `istio.io/rev`; pod `istio.io/rev`; pod `sidecar.istio.io/inject=true`). Then the injector's
+    injectRequired: the pod label wins over the legacy annotation, empty means yes, and only
+    y/yes/true/on (any case) mean yes.
+    """
+    pod_inject = labels.get("sidecar.istio.io/inject")
+    if "istio-injection" in ns_labels:
+        called = ns_labels["istio-injection"] == "enabled" and pod_inject != "false"
+    elif "istio.io/rev" in ns_labels or "istio.io/rev" in labels:
+        called = pod_inject != "false"
+    else:
+        called = pod_inject == "true"
+    value = pod_inject if pod_inject is not None else annotations.get("sidecar.istio.io/inject", "")
+    return called and (value == "" or str(value).lower() in {"y", "yes", "true", "on"})
+
+
 def dataplane(pod_meta: dict, pod_spec: dict, ns: Namespace | None, *, running_pod: bool) -> Dataplane:
     """Sidecar, ambient or none.
 
@@ -139,12 +168,8 @@ def dataplane(pod_meta: dict, pod_spec: dict, ns: Namespace | None, *, running_p
         return Dataplane.SIDECAR
     if pod_spec.get("hostNetwork"):
         return Dataplane.NONE  # neither the injector nor istio-cni touches host-network pods
-    if not running_pod:
-        inject = labels.get("sidecar.istio.io/inject", annotations.get("sidecar.istio.io/inject"))
-        ns_labels = ns.labels if ns else {}
-        wanted = inject == "true" or (inject != "false" and ns is not None and ns.injection_enabled)
-        if wanted and ns_labels.get("istio-injection") != "disabled":
-            return Dataplane.SIDECAR
+    if not running_pod and _injected(labels, annotations, ns.labels if ns else {}):
+        return Dataplane.SIDECAR
     if annotations.get("ambient.istio.io/redirection") == "enabled":
         return Dataplane.AMBIENT
     if not running_pod:

@@ -1,0 +1,471 @@
+"""Reading Kubernetes objects: PeerAuthentication manifests, dataplane detection and workload names.
+
+Table-driven, one named row per case. References: the PeerAuthentication CRD (enum modes, port keys
+1..65535), istio's sidecar injector (webhook selectors and injectRequired), istio-cni's ambient
+enablement, and istio's workload naming (pkg/kube/util.go GetDeployMetaFromPod).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from analyzer.collect.manifests import (
+    EPOCH,
+    ObjectError,
+    build_inventory,
+    dataplane,
+    peer_authentication,
+    workload_identity,
+)
+from analyzer.model.inventory import Dataplane, Namespace
+from analyzer.model.policy import Mode
+
+P, S, D, U = Mode.PERMISSIVE, Mode.STRICT, Mode.DISABLE, Mode.UNSET
+
+
+def pa_obj(spec: Any, *, api: str = "security.istio.io/v1", **meta: Any) -> dict:
+    metadata = {"name": "pa", "namespace": "shop", **meta}
+    return {"apiVersion": api, "kind": "PeerAuthentication", "metadata": metadata, "spec": spec}
+
+
+# -- PeerAuthentication ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("obj", "selector", "mode", "ports"),
+    [
+        pytest.param(pa_obj({"mtls": {"mode": "STRICT"}}), {}, S, {}, id="namespace-wide-strict"),
+        pytest.param(pa_obj({}), {}, U, {}, id="empty-spec-is-unset"),
+        pytest.param(pa_obj(None), {}, U, {}, id="null-spec-is-unset"),
+        pytest.param(pa_obj({"selector": {"matchLabels": {"app": "web"}}}), {"app": "web"}, U, {}, id="missing-mtls"),
+        pytest.param(pa_obj({"mtls": {}}), {}, U, {}, id="empty-mtls-is-unset"),
+        pytest.param(pa_obj({"mtls": {"mode": None}}), {}, U, {}, id="null-mode-is-unset"),
+        pytest.param(pa_obj({"mtls": {"mode": "UNSET"}}), {}, U, {}, id="explicit-unset"),
+        pytest.param(pa_obj({"mtls": {"mode": "DISABLE"}}), {}, D, {}, id="disable"),
+        pytest.param(pa_obj({"mtls": {"mode": "PERMISSIVE"}}), {}, P, {}, id="permissive"),
+        pytest.param(pa_obj({"selector": {}, "mtls": {"mode": "STRICT"}}), {}, S, {}, id="empty-selector"),
+        pytest.param(pa_obj({"selector": {"matchLabels": {}}}), {}, U, {}, id="empty-matchlabels"),
+        pytest.param(
+            pa_obj({"selector": {"matchLabels": {"app": "web", "version": 2}}}),
+            {"app": "web", "version": "2"},
+            U,
+            {},
+            id="label-values-as-strings",
+        ),
+        pytest.param(
+            pa_obj(
+                {
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "mtls": {"mode": "STRICT"},
+                    "portLevelMtls": {"8080": {"mode": "PERMISSIVE"}, "9090": {"mode": "DISABLE"}},
+                }
+            ),
+            {"app": "web"},
+            S,
+            {8080: P, 9090: D},
+            id="port-keys-as-strings",
+        ),
+        pytest.param(
+            pa_obj({"selector": {"matchLabels": {"app": "web"}}, "portLevelMtls": {8080: {"mode": "DISABLE"}}}),
+            {"app": "web"},
+            U,
+            {8080: D},
+            id="port-keys-as-yaml-ints",
+        ),
+        pytest.param(
+            pa_obj({"selector": {"matchLabels": {"a": "b"}}, "portLevelMtls": {"1": {}, "65535": None}}),
+            {"a": "b"},
+            U,
+            {1: U, 65535: U},
+            id="port-bounds-and-port-without-mode-is-unset",
+        ),
+    ],
+)
+def test_peer_authentication_parses(obj: dict, selector: dict[str, str], mode: Mode, ports: dict[int, Mode]) -> None:
+    got = peer_authentication(obj)
+    assert (got.namespace, got.name) == ("shop", "pa")
+    assert got.selector == selector
+    assert got.mode is mode
+    assert got.port_modes == ports
+    assert all(type(p) is int for p in got.port_modes)
+    assert not got.hypothetical
+
+
+@pytest.mark.parametrize(
+    ("meta", "namespace", "created"),
+    [
+        pytest.param(
+            {"creationTimestamp": "2026-03-01T10:20:30Z"},
+            "shop",
+            datetime(2026, 3, 1, 10, 20, 30, tzinfo=UTC),
+            id="rfc3339-z",
+        ),
+        pytest.param({}, "shop", EPOCH, id="no-timestamp-is-epoch"),
+        pytest.param({"namespace": None}, "fallback", EPOCH, id="no-namespace-uses-default"),
+    ],
+)
+def test_peer_authentication_metadata(meta: dict, namespace: str, created: datetime) -> None:
+    got = peer_authentication(pa_obj({}, **meta), default_namespace="fallback")
+    assert got.namespace == namespace
+    assert got.created == created
+    assert got.created.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    ("obj", "message"),
+    [
+        pytest.param(pa_obj({"mtls": {"mode": "strict"}}), "strict", id="lowercase-mode"),
+        pytest.param(pa_obj({"mtls": {"mode": "Permissive"}}), "Permissive", id="mixed-case-mode"),
+        pytest.param(pa_obj({"mtls": {"mode": "MUTUAL"}}), "MUTUAL", id="unknown-mode"),
+        pytest.param(pa_obj({"mtls": {"mode": ""}}), "mode", id="empty-string-mode"),
+        pytest.param(pa_obj({"mtls": {"mode": 3}}), "mode", id="numeric-mode"),
+        pytest.param(pa_obj({"mtls": "STRICT"}), None, id="mtls-not-a-map"),
+        pytest.param(
+            pa_obj({"selector": {"matchLabels": {"a": "b"}}, "portLevelMtls": {"8080": {"mode": "disable"}}}),
+            "disable",
+            id="lowercase-port-mode",
+        ),
+        pytest.param(pa_obj({"portLevelMtls": {"0": {"mode": "STRICT"}}}), "1..65535", id="port-zero"),
+        pytest.param(pa_obj({"portLevelMtls": {"65536": {"mode": "STRICT"}}}), "1..65535", id="port-too-big"),
+        pytest.param(pa_obj({"portLevelMtls": {"-1": {"mode": "STRICT"}}}), "1..65535", id="negative-port"),
+        pytest.param(pa_obj({"portLevelMtls": {"http": {"mode": "STRICT"}}}), "http", id="port-name-not-number"),
+        pytest.param(pa_obj({"portLevelMtls": {80.5: {"mode": "STRICT"}}}), "80.5", id="fractional-port"),
+        pytest.param(pa_obj({"portLevelMtls": ["8080"]}), None, id="port-level-not-a-map"),
+        pytest.param(pa_obj({"selector": "app=web"}), None, id="selector-not-a-map"),
+        pytest.param(pa_obj({"selector": {"matchLabels": ["app"]}}), "matchLabels", id="matchlabels-not-a-map"),
+        pytest.param(pa_obj(["mtls"]), "spec", id="spec-not-a-map"),
+        pytest.param(pa_obj({}, name=None), "metadata.name", id="no-name"),
+        pytest.param(pa_obj({}, creationTimestamp="yesterday"), "creationTimestamp", id="bad-timestamp"),
+    ],
+)
+def test_peer_authentication_rejects(obj: dict, message: str | None) -> None:
+    with pytest.raises(ObjectError, match=message):
+        peer_authentication(obj)
+
+
+@pytest.mark.parametrize(
+    ("api", "read"),
+    [
+        pytest.param("security.istio.io/v1", True, id="v1"),
+        pytest.param("security.istio.io/v1beta1", True, id="v1beta1"),
+        pytest.param("authentication.istio.io/v1alpha1", False, id="other-group-skipped"),
+    ],
+)
+def test_build_inventory_reads_peer_authentication_versions(api: str, read: bool) -> None:
+    inv = build_inventory([(pa_obj({"mtls": {"mode": "STRICT"}}, api=api), "f.yaml")])
+    assert [(p.ref, p.mode) for p in inv.peer_authentications] == ([("shop/pa", S)] if read else [])
+    assert inv.problems == []
+
+
+def test_build_inventory_skips_a_bad_policy_and_keeps_going() -> None:
+    bad = pa_obj({"mtls": {"mode": "strict"}}, name="bad")
+    bad_selector = pa_obj({"selector": "app=web"}, name="bad-selector")
+    good = pa_obj({"mtls": {"mode": "STRICT"}}, name="good")
+    inv = build_inventory([(bad, "a.yaml"), (bad_selector, "b.yaml"), (good, "c.yaml")])
+    assert [p.ref for p in inv.peer_authentications] == ["shop/good"]
+    assert len(inv.problems) == 2
+    assert inv.problems[0].startswith("a.yaml: skipped PeerAuthentication shop/bad:")
+    assert "'strict'" in inv.problems[0]
+    assert inv.problems[1].startswith("b.yaml: skipped PeerAuthentication shop/bad-selector:")
+
+
+# -- dataplane -------------------------------------------------------------------------------------------------------
+
+SIDECAR_STATUS = {"sidecar.istio.io/status": '{"containers":["istio-proxy"]}'}
+APP = {"name": "app", "image": "app:1"}
+PROXY = {"name": "istio-proxy", "image": "proxyv2"}
+ENABLED = {"istio-injection": "enabled"}
+AMBIENT_NS = {"istio.io/dataplane-mode": "ambient"}
+
+
+def dp(
+    id_: str,
+    want: Dataplane,
+    *,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+    spec: dict | None = None,
+    ns: dict[str, str] | None = None,
+    running: bool = False,
+):
+    """ns=None means the namespace object is unknown."""
+    meta = {"labels": labels or {}, "annotations": annotations or {}}
+    pod_spec = spec if spec is not None else {"containers": [APP]}
+    namespace = Namespace(name="shop", labels=ns) if ns is not None else None
+    return pytest.param(meta, pod_spec, namespace, running, want, id=id_)
+
+
+DATAPLANE_CASES = [
+    # What a running pod has.
+    dp("running-status-annotation", Dataplane.SIDECAR, annotations=SIDECAR_STATUS, ns={}, running=True),
+    dp("running-istio-proxy-container", Dataplane.SIDECAR, spec={"containers": [APP, PROXY]}, ns={}, running=True),
+    dp(
+        "running-native-sidecar-init-container",
+        Dataplane.SIDECAR,
+        spec={"initContainers": [{**PROXY, "restartPolicy": "Always"}], "containers": [APP]},
+        ns={},
+        running=True,
+    ),
+    dp("running-without-proxy-in-injected-namespace", Dataplane.NONE, ns=ENABLED, running=True),
+    dp(
+        "running-ambient-annotation",
+        Dataplane.AMBIENT,
+        annotations={"ambient.istio.io/redirection": "enabled"},
+        ns={},
+        running=True,
+    ),
+    dp(
+        "running-ambient-label-without-annotation",
+        Dataplane.NONE,
+        labels={"istio.io/dataplane-mode": "ambient"},
+        ns=AMBIENT_NS,
+        running=True,
+    ),
+    dp(
+        "running-sidecar-wins-over-ambient-annotation",
+        Dataplane.SIDECAR,
+        annotations={**SIDECAR_STATUS, "ambient.istio.io/redirection": "enabled"},
+        ns={},
+        running=True,
+    ),
+    # What the injector would do with a template.
+    dp("template-plain-namespace", Dataplane.NONE, ns={}),
+    dp("template-unknown-namespace", Dataplane.NONE, ns=None),
+    dp("template-namespace-injection-enabled", Dataplane.SIDECAR, ns=ENABLED),
+    dp(
+        "template-namespace-enabled-pod-label-false",
+        Dataplane.NONE,
+        labels={"sidecar.istio.io/inject": "false"},
+        ns=ENABLED,
+    ),
+    dp(
+        "template-namespace-enabled-pod-label-false-any-case",
+        Dataplane.NONE,
+        labels={"sidecar.istio.io/inject": "False"},
+        ns=ENABLED,
+    ),
+    dp(
+        "template-namespace-enabled-pod-annotation-false",
+        Dataplane.NONE,
+        annotations={"sidecar.istio.io/inject": "false"},
+        ns=ENABLED,
+    ),
+    dp(
+        "template-pod-label-wins-over-annotation",
+        Dataplane.SIDECAR,
+        labels={"sidecar.istio.io/inject": "true"},
+        annotations={"sidecar.istio.io/inject": "false"},
+        ns=ENABLED,
+    ),
+    dp(
+        "template-namespace-enabled-pod-label-yes",
+        Dataplane.SIDECAR,
+        labels={"sidecar.istio.io/inject": "yes"},
+        ns=ENABLED,
+    ),
+    dp("template-namespace-disabled", Dataplane.NONE, ns={"istio-injection": "disabled"}),
+    dp(
+        "template-namespace-disabled-beats-pod-true",
+        Dataplane.NONE,
+        labels={"sidecar.istio.io/inject": "true"},
+        ns={"istio-injection": "disabled"},
+    ),
+    dp("template-pod-label-true-plain-namespace", Dataplane.SIDECAR, labels={"sidecar.istio.io/inject": "true"}, ns={}),
+    dp(
+        "template-pod-label-true-unknown-namespace",
+        Dataplane.SIDECAR,
+        labels={"sidecar.istio.io/inject": "true"},
+        ns=None,
+    ),
+    dp(
+        "template-pod-annotation-true-only-is-not-selected-by-any-webhook",
+        Dataplane.NONE,
+        annotations={"sidecar.istio.io/inject": "true"},
+        ns={},
+    ),
+    dp("template-namespace-revision", Dataplane.SIDECAR, ns={"istio.io/rev": "canary"}),
+    dp(
+        "template-namespace-revision-pod-false",
+        Dataplane.NONE,
+        labels={"sidecar.istio.io/inject": "false"},
+        ns={"istio.io/rev": "canary"},
+    ),
+    dp(
+        "template-namespace-revision-but-injection-disabled",
+        Dataplane.NONE,
+        ns={"istio.io/rev": "canary", "istio-injection": "disabled"},
+    ),
+    dp("template-pod-revision-label-plain-namespace", Dataplane.SIDECAR, labels={"istio.io/rev": "canary"}, ns={}),
+    dp(
+        "template-pod-revision-label-and-inject-false",
+        Dataplane.NONE,
+        labels={"istio.io/rev": "canary", "sidecar.istio.io/inject": "false"},
+        ns={},
+    ),
+    dp(
+        "template-pod-revision-label-namespace-disabled",
+        Dataplane.NONE,
+        labels={"istio.io/rev": "canary"},
+        ns={"istio-injection": "disabled"},
+    ),
+    dp(
+        "template-host-network-not-injected",
+        Dataplane.NONE,
+        spec={"hostNetwork": True, "containers": [APP]},
+        ns=ENABLED,
+    ),
+    # Ambient templates.
+    dp("template-namespace-ambient", Dataplane.AMBIENT, ns=AMBIENT_NS),
+    dp("template-pod-ambient-label", Dataplane.AMBIENT, labels={"istio.io/dataplane-mode": "ambient"}, ns={}),
+    dp(
+        "template-namespace-ambient-pod-opts-out",
+        Dataplane.NONE,
+        labels={"istio.io/dataplane-mode": "none"},
+        ns=AMBIENT_NS,
+    ),
+    dp("template-ambient-host-network", Dataplane.NONE, spec={"hostNetwork": True, "containers": [APP]}, ns=AMBIENT_NS),
+    dp(
+        "template-sidecar-injection-wins-over-ambient-namespace",
+        Dataplane.SIDECAR,
+        labels={"sidecar.istio.io/inject": "true"},
+        ns=AMBIENT_NS,
+    ),
+    dp(
+        "template-ambient-annotation", Dataplane.AMBIENT, annotations={"ambient.istio.io/redirection": "enabled"}, ns={}
+    ),
+]
+
+
+@pytest.mark.parametrize(("pod_meta", "pod_spec", "ns", "running", "want"), DATAPLANE_CASES)
+def test_dataplane(pod_meta: dict, pod_spec: dict, ns: Namespace | None, running: bool, want: Dataplane) -> None:
+    assert dataplane(pod_meta, pod_spec, ns, running_pod=running) is want
+
+
+# -- workload identity -----------------------------------------------------------------------------------------------
+
+
+def owned(kind: str, name: str, owner_kind: str, owner_name: str, *, controller: bool = True, **labels: str) -> dict:
+    ref = {"apiVersion": "v1", "kind": owner_kind, "name": owner_name, "controller": controller}
+    return {"kind": kind, "metadata": {"name": name, "labels": labels, "ownerReferences": [ref]}}
+
+
+def bare(kind: str, name: str) -> dict:
+    return {"kind": kind, "metadata": {"name": name}}
+
+
+@pytest.mark.parametrize(
+    ("obj", "owners", "want"),
+    [
+        pytest.param(
+            owned("Pod", "web-5d4f8c7b9-x2x7q", "ReplicaSet", "web-5d4f8c7b9", **{"pod-template-hash": "5d4f8c7b9"}),
+            None,
+            ("Deployment", "web"),
+            id="pod-of-replicaset-via-pod-template-hash",
+        ),
+        pytest.param(
+            owned("Pod", "web-5d4f8c7b9-x2x7q", "ReplicaSet", "web-5d4f8c7b9"),
+            None,
+            ("ReplicaSet", "web-5d4f8c7b9"),
+            id="pod-of-replicaset-without-hash-label",
+        ),
+        pytest.param(
+            owned("Pod", "web-abc-x2x7q", "ReplicaSet", "web-abc", **{"pod-template-hash": "zzz"}),
+            None,
+            ("ReplicaSet", "web-abc"),
+            id="pod-of-replicaset-hash-not-a-suffix",
+        ),
+        pytest.param(
+            owned("Pod", "web-abc-x2x7q", "ReplicaSet", "web-abc"),
+            {("ReplicaSet", "web-abc"): owned("ReplicaSet", "web-abc", "Deployment", "web-frontend")},
+            ("Deployment", "web-frontend"),
+            id="pod-of-known-replicaset-follows-its-owner",
+        ),
+        pytest.param(
+            owned("ReplicaSet", "web-5d4f8c7b9", "Deployment", "web"),
+            None,
+            ("Deployment", "web"),
+            id="replicaset-of-deployment",
+        ),
+        pytest.param(bare("ReplicaSet", "standalone"), None, ("ReplicaSet", "standalone"), id="bare-replicaset"),
+        pytest.param(
+            owned("Pod", "backup-28000000-abcde", "Job", "backup-28000000"),
+            None,
+            ("CronJob", "backup"),
+            id="pod-of-job-8-digit-suffix-is-cronjob",
+        ),
+        pytest.param(
+            owned("Pod", "backup-2800000000-abcde", "Job", "backup-2800000000"),
+            None,
+            ("CronJob", "backup"),
+            id="pod-of-job-10-digit-suffix-is-cronjob",
+        ),
+        pytest.param(
+            owned("Pod", "x", "Job", "backup-2800000"), None, ("Job", "backup-2800000"), id="pod-of-job-7-digits"
+        ),
+        pytest.param(
+            owned("Pod", "x", "Job", "backup-28000000000"),
+            None,
+            ("Job", "backup-28000000000"),
+            id="pod-of-job-11-digits",
+        ),
+        pytest.param(
+            owned("Pod", "x", "Job", "db-migrate-v2-28000000"),
+            None,
+            ("CronJob", "db-migrate-v2"),
+            id="pod-of-job-dashes-in-cronjob-name",
+        ),
+        pytest.param(owned("Pod", "migrate-abcde", "Job", "migrate"), None, ("Job", "migrate"), id="pod-of-plain-job"),
+        pytest.param(
+            owned("Job", "nightly-28000000", "CronJob", "nightly"),
+            None,
+            ("CronJob", "nightly"),
+            id="job-owned-by-cronjob",
+        ),
+        pytest.param(bare("Job", "report-28000000"), None, ("CronJob", "report"), id="job-digit-suffix-without-owner"),
+        pytest.param(bare("Job", "report"), None, ("Job", "report"), id="bare-job"),
+        pytest.param(owned("Pod", "db-0", "StatefulSet", "db"), None, ("StatefulSet", "db"), id="pod-of-statefulset"),
+        pytest.param(
+            owned("Pod", "node-agent-x", "DaemonSet", "node-agent"), None, ("DaemonSet", "node-agent"), id="ds"
+        ),
+        pytest.param(bare("Pod", "debug"), None, ("Pod", "debug"), id="bare-pod"),
+        pytest.param(
+            owned("Pod", "debug", "ReplicaSet", "web-abc", controller=False),
+            None,
+            ("Pod", "debug"),
+            id="pod-with-non-controller-owner-is-bare",
+        ),
+        pytest.param(bare("Deployment", "web"), None, ("Deployment", "web"), id="deployment"),
+        pytest.param(bare("CronJob", "nightly"), None, ("CronJob", "nightly"), id="cronjob"),
+    ],
+)
+def test_workload_identity(obj: dict, owners: dict | None, want: tuple[str, str]) -> None:
+    assert workload_identity(obj, owners) == want
+
+
+def test_build_inventory_names_pods_after_their_deployment_with_namespace_injection() -> None:
+    pod = owned("Pod", "web-5d4f8c7b9-x2x7q", "ReplicaSet", "web-5d4f8c7b9", **{"pod-template-hash": "5d4f8c7b9"})
+    pod["metadata"]["namespace"] = "shop"
+    pod["metadata"]["annotations"] = SIDECAR_STATUS
+    pod["spec"] = {
+        "containers": [{**APP, "ports": [{"containerPort": 8080}]}, {**PROXY, "ports": [{"containerPort": 15090}]}]
+    }
+    template = {
+        "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": "shop"},
+        "spec": {"template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [APP]}}},
+    }
+    namespace = {"kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio.io/rev": "stable"}}}
+    # The namespace comes last: workloads are read after every namespace.
+    inv = build_inventory([(pod, "pods"), (template, "apps"), (namespace, "ns")])
+    assert inv.problems == []
+    web = inv.workload("shop", "web")
+    assert web is not None and (web.kind, web.dataplane, web.ports) == ("Deployment", Dataplane.SIDECAR, (8080,))
+    api = inv.workload("shop", "api")
+    assert api is not None and (api.kind, api.dataplane, api.labels) == (
+        "Deployment",
+        Dataplane.SIDECAR,
+        {"app": "api"},
+    )
