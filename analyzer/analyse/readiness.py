@@ -112,6 +112,8 @@ class Analysis:
         self.engine = PolicyEngine(inventory.peer_authentications, settings.root_namespace)
         self.doubts = global_doubts(traffic)
         self.observations = classify(self._this_cluster(traffic.observations), inventory)
+        # The range query returns every non-mTLS step; `security` tells plaintext from unreadable.
+        self.timeline = classify(traffic.timeline, inventory)
         self.cluster = settings.cluster or self._single_cluster()
         self.evidence: dict[tuple[str, str], Evidence] = defaultdict(Evidence)
         self.unattributed: dict[str, Evidence] = defaultdict(Evidence)
@@ -383,7 +385,7 @@ class Analysis:
         return results
 
     def _plaintext_seen(self) -> dict[tuple, tuple[datetime, datetime]]:
-        timeline = self.traffic.timeline
+        timeline = self.timeline[self.timeline["security"] == PLAINTEXT]
         if timeline.empty:
             return {}
         spans = timeline.groupby(EDGE_KEY, dropna=False)["timestamp"].agg(["min", "max"])
@@ -455,7 +457,7 @@ class Analysis:
             namespaces=self.namespaces(workloads),
             edges=self.edges(),
             mesh=self.mesh(workloads),
-            timeline=self.traffic.timeline,
+            timeline=self.timeline,
             warnings=warnings,
             errors=[],
             misconfigurations=self.engine.ignored_policies(),
