@@ -737,3 +737,16 @@ def test_shadowed_workload_policies(
     policies: list[PeerAuthentication], ns: str, labels: dict[str, str], shadowed: list[str]
 ) -> None:
     assert PolicyEngine(policies).shadowed_workload_policies(ns, labels) == shadowed
+
+
+def test_wide_strict_never_takes_the_name_of_a_workload_policy():
+    workload_default = PeerAuthentication(
+        namespace="shop", name="default", created=datetime(2026, 1, 1, tzinfo=UTC), selector={"app": "cart"}
+    )
+    engine = PolicyEngine([workload_default], "istio-system")
+    proposal = engine.wide_strict("shop")
+    assert proposal.name != "default"
+    assert not proposal.selector
+    simulated = engine.with_applied([proposal])
+    assert simulated.workload_policy("shop", {"app": "cart"}) is not None  # the workload policy survives
+    assert simulated.resolve("shop", {"app": "web"}).source == proposal.ref

@@ -114,9 +114,14 @@ class PolicyEngine:
         existing = self._wide.get(namespace)
         if existing is not None:
             return replace(existing, mode=Mode.STRICT, hypothetical=True)
+        # Never reuse the name of a workload-level policy: applying would overwrite it.
+        taken = {pa.name for pa in self.policies if pa.namespace == namespace}
+        name = next(
+            n for n in ("default", *(f"default-strict-{i}" for i in range(1, len(taken) + 2))) if n not in taken
+        )
         return PeerAuthentication(
             namespace=namespace,
-            name="default",
+            name=name,
             created=datetime.now(UTC),
             mode=Mode.STRICT,
             hypothetical=True,
