@@ -115,11 +115,7 @@ def inputs(
 def report(config: ReportConfig, *, sample: str | None = None) -> tuple[RunResult, Path]:
     """The nightly job: read policies, collect traffic, analyse, publish."""
     now = datetime.now(UTC).replace(microsecond=0)
-    if sample:
-        inventory, source = sample_inputs(sample, now)
-    else:
-        inventory = load_policies(config)
-        source = prometheus_source(config)
+    inventory, source = inputs(config, sample=sample, now=now)
     result = analyse_run(inventory, source, config, now)
     # Read the previous run before this one replaces `latest`: night-over-night changes.
     changes = compare(result, _previous_run(config.output_dir))
