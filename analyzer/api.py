@@ -32,7 +32,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from analyzer import pipeline
-from analyzer.analyse.classify import PLAINTEXT, classify
+from analyzer.analyse.classify import PLAINTEXT
 from analyzer.analyse.readiness import _source_name  # the report's own "ns/name" or "unknown"
 from analyzer.analyse.whatif import Prediction
 from analyzer.collect import queries
@@ -41,7 +41,6 @@ from analyzer.collect.prometheus import PrometheusSettings
 from analyzer.collect.run_store import PublishedRun, load_run
 from analyzer.config import ReportConfig
 from analyzer.errors import UserError
-from analyzer.model.inventory import Dataplane, Inventory, Workload
 from analyzer.model.report import VERDICT_ORDER, RunResult
 
 # Importing charts also applies the report's matplotlib style, so notebook figures match the HTML.
@@ -220,8 +219,7 @@ def plaintext_timeline(result: Result, namespace: str | None = None, workload: s
         rows = rows[rows["destination_namespace"] == namespace]
     if workload is not None:
         rows = rows[rows["destination_workload"] == workload]
-    rows = classify(rows, _dataplanes(result))
-    rows = rows[rows["security"] == PLAINTEXT]
+    rows = rows[rows["security"] == PLAINTEXT]  # classified by the analysis, with the whole inventory
     if rows.empty:
         return pd.DataFrame(index=grid, columns=pd.Index([], name="client"), dtype="float64")
     client = [_source_name(ns, wl) for ns, wl in zip(rows["source_namespace"], rows["source_workload"], strict=True)]
@@ -232,14 +230,6 @@ def plaintext_timeline(result: Result, namespace: str | None = None, workload: s
     wide = wide[wide.sum().sort_values(ascending=False, kind="stable").index]
     wide.index.name = "timestamp"
     return wide / step.total_seconds()
-
-
-def _dataplanes(result: RunResult) -> Inventory:
-    """Just enough inventory for `classify`: which destinations are ambient (ztunnel's `unknown` is plaintext)."""
-    inventory = Inventory()
-    for w in result.workloads:
-        inventory.add_workload(Workload(w.namespace, w.workload, w.kind, dataplane=Dataplane(w.dataplane)))
-    return inventory
 
 
 # -- figures ----------------------------------------------------------------------------------------
