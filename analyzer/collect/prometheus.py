@@ -2,16 +2,19 @@
 
 All network I/O to Prometheus lives here. The client is wrapped once: timeouts, TLS
 verification (on by default), a CA bundle, bearer token and extra headers, retries that also
-cover POST. Results are turned into DataFrames straight from the JSON.
+cover POST, long queries sent as a form body. Results are turned into DataFrames straight from
+the JSON. A query too big for Prometheus is retried one destination namespace at a time, through
+the same bounded pool.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -34,6 +37,10 @@ from analyzer.model.traffic import (
 )
 
 log = logging.getLogger("mtls_readiness")
+
+# Longer queries go in a POST form body: prometheus-api-client puts even a POST's query in the
+# URL, and proxies in front of Prometheus cut long request lines (nginx: 8 KiB by default).
+FORM_BODY_OVER = 1500
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,15 +118,18 @@ class PrometheusClient:
         session.mount("http://", HTTPAdapter(max_retries=retry))
         session.mount("https://", HTTPAdapter(max_retries=retry))
         base = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path.rstrip("/"), "", ""))
+        self._base, self._session, self._headers = base, session, _headers(settings)
         self._prom = PrometheusConnect(
             url=base,
-            headers=_headers(settings),
+            headers=self._headers,
             session=session,
             retry=retry,
             timeout=settings.timeout,
             method="POST",
         )
         self.queries_sent: list[str] = []
+        # (API path, parameters) of every request, so a benchmark can replay exactly what was sent.
+        self.requests_sent: list[tuple[str, dict]] = []
 
     def check(self) -> None:
         """Fail fast, with what to do, when Prometheus cannot answer at all."""
@@ -145,14 +155,44 @@ class PrometheusClient:
             raise UserError(f"Prometheus at {self.source} answered {status}; {hint}") from None
 
     def instant(self, promql: str, at: datetime) -> list[dict]:
-        self.queries_sent.append(promql)
-        return self._prom.custom_query(promql, params={"time": f"{at.timestamp():.3f}", **self.settings.extra_params})
+        params = {"time": f"{at.timestamp():.3f}", **self.settings.extra_params}
+        self._record("query", {"query": promql, **params})
+        if len(promql) > FORM_BODY_OVER:
+            return self._post_form("query", {"query": promql, **params})
+        return self._prom.custom_query(promql, params=params)
 
     def range(self, promql: str, start: datetime, end: datetime, step: timedelta) -> list[dict]:
-        self.queries_sent.append(promql)
+        # Whole seconds, as prometheus-api-client sends them, so both paths ask the same question.
+        span = {"start": round(start.timestamp()), "end": round(end.timestamp()), "step": queries.duration(step)}
+        self._record("query_range", {"query": promql, **span, **self.settings.extra_params})
+        if len(promql) > FORM_BODY_OVER:
+            return self._post_form("query_range", {"query": promql, **span, **self.settings.extra_params})
         return self._prom.custom_query_range(
-            promql, start_time=start, end_time=end, step=queries.duration(step), params=self.settings.extra_params
+            promql, start_time=start, end_time=end, step=span["step"], params=self.settings.extra_params
         )
+
+    def label_values(self, label: str, selectors: list[str], start: datetime, end: datetime) -> list[str]:
+        """Values of `label` on series matching any selector in [start, end]: read from the index,
+        so it loads no samples and succeeds where a query over the same series is too big."""
+        params = {"match[]": selectors, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}"}
+        params.update(self.settings.extra_params)
+        self._record(f"label/{label}/values", params)
+        return list(self._prom.get_label_values(label, params=params) or [])
+
+    def _record(self, path: str, params: dict) -> None:
+        if "query" in params:
+            self.queries_sent.append(params["query"])
+        self.requests_sent.append((path, params))
+
+    def _post_form(self, path: str, form: dict) -> list[dict]:
+        """POST with the parameters in the body, through the same session (TLS, auth, retries)."""
+        response = self._session.post(
+            f"{self._base}/api/v1/{path}", data=form, headers=self._headers, timeout=self.settings.timeout
+        )
+        if response.status_code != 200:
+            # Worded as prometheus-api-client words it, so both paths fail the same way.
+            raise PrometheusApiClientException(f"HTTP Status Code {response.status_code} ({response.content!r})")
+        return response.json()["data"]["result"]
 
     def close(self) -> None:
         self._prom.close()
@@ -205,22 +245,21 @@ class PrometheusTrafficSource:
         traffic = Traffic(window_start=window_start, window_end=window_end, source=self.source)
         started = time.monotonic()
         step = queries.timeline_step(window)
-        jobs = {
-            **{f"totals:{m}": (queries.WindowTotals(m, window), None) for m in queries.METRICS},
-            **{f"timeline:{m}": (queries.PlaintextTimeline(m, step), step) for m in queries.METRICS},
+        jobs: dict[str, _Job] = {
+            **{f"totals:{m}": _Job(queries.WindowTotals(m, window)) for m in queries.METRICS},
+            **{f"timeline:{m}": _Job(queries.PlaintextTimeline(m, step), step) for m in queries.METRICS},
         }
 
-        def run(item: tuple[str, tuple]) -> tuple[str, list[dict] | Exception]:
-            name, (query, range_step) = item
-            try:
-                if range_step is None:
-                    return name, self.client.instant(query.promql(), window_end)
-                return name, self.client.range(query.promql(), window_start, window_end, range_step)
-            except (requests.exceptions.RequestException, PrometheusApiClientException, ValueError, KeyError) as exc:
-                return name, exc
+        def run(item: tuple[str, _Job]) -> tuple[str, list[dict] | Exception]:
+            name, job = item
+            return name, self._ask(job, window_start, window_end)
 
+        # One pool for the first answers and for any split: never more than max_parallel in flight.
         with ThreadPoolExecutor(max_workers=self.client.settings.max_parallel) as pool:
             answers = dict(pool.map(run, jobs.items()))
+            too_big = {name: jobs[name] for name, a in answers.items() if isinstance(a, Exception) and _too_big(a)}
+            if too_big:
+                answers.update(self._split(pool, too_big, answers, window_start, window_end))
         totals, timelines = [], []
         for name, answer in answers.items():
             if isinstance(answer, Exception):
@@ -242,6 +281,56 @@ class PrometheusTrafficSource:
         )
         return traffic
 
+    def _ask(self, job: _Job, window_start: datetime, window_end: datetime) -> list[dict] | Exception:
+        try:
+            if job.step is None:
+                return self.client.instant(job.query.promql(), window_end)
+            return self.client.range(job.query.promql(), window_start, window_end, job.step)
+        except (requests.exceptions.RequestException, PrometheusApiClientException, ValueError, KeyError) as exc:
+            return exc
+
+    def _split(
+        self,
+        pool: ThreadPoolExecutor,
+        failed: dict[str, _Job],
+        errors: dict[str, list[dict] | Exception],
+        window_start: datetime,
+        window_end: datetime,
+    ) -> dict[str, list[dict] | Exception]:
+        """Ask each failed query again one destination namespace at a time; every answer carries
+        destination_workload_namespace, so the parts add up to exactly the whole."""
+        selectors = [queries.server_side(m) for m in queries.METRICS]
+        try:
+            found = self.client.label_values("destination_workload_namespace", selectors, window_start, window_end)
+        except (requests.exceptions.RequestException, PrometheusApiClientException, ValueError, KeyError) as exc:
+            log.warning("cannot list namespaces to split the failed queries: %s", _short(exc))
+            return {name: errors[name] for name in failed}
+        # "" selects series without the label, which no listed namespace would.
+        namespaces = sorted({*found, ""})
+        log.info(
+            "%s too big for Prometheus; asking again per destination namespace (%d queries, %d at a time)",
+            ", ".join(failed),
+            len(failed) * len(namespaces),
+            self.client.settings.max_parallel,
+        )
+        doomed: dict[str, str] = {}  # a query one of whose parts failed: its other parts need not run
+
+        def run(part: tuple[str, str]) -> tuple[str, list[dict] | Exception | None]:
+            name, namespace = part
+            if name in doomed:
+                return name, None
+            job = failed[name]
+            answer = self._ask(replace(job, query=replace(job.query, namespace=namespace)), window_start, window_end)
+            if isinstance(answer, Exception):
+                doomed.setdefault(name, f"namespace {namespace!r} alone: {_short(answer)}")
+            return name, answer
+
+        merged: dict[str, list[dict]] = {name: [] for name in failed}
+        for name, answer in pool.map(run, [(name, ns) for name in failed for ns in namespaces]):
+            if isinstance(answer, list):
+                merged[name].extend(answer)
+        return {name: SplitQueryError(doomed[name]) if name in doomed else merged[name] for name in failed}
+
     def _coverage(self, window_start: datetime, window_end: datetime) -> Coverage:
         span = queries.presence_span(window_end - window_start)
         try:
@@ -262,6 +351,35 @@ class PrometheusTrafficSource:
             detail=f"Prometheus holds {held} but the window starts {window_start:%Y-%m-%d %H:%M}Z; "
             "shorten --lookback or raise Prometheus retention",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    query: queries.WindowTotals | queries.PlaintextTimeline
+    step: timedelta | None = None  # None: an instant query at the window's end
+
+
+class SplitQueryError(Exception):
+    """A query too big for Prometheus that still failed when asked one namespace at a time."""
+
+
+_STATUS = re.compile(r"HTTP Status Code (\d+)")
+# Words Prometheus, Thanos, Mimir and VictoriaMetrics use when a query is too big or too slow.
+_TOO_BIG_WORDS = ("too many samples", "timed out", "timeout", "limit", "exceeded")
+
+
+def _too_big(exc: Exception) -> bool:
+    """Whether a smaller query might succeed: a resource limit or timeout, not a bad URL, auth or PromQL."""
+    if isinstance(exc, requests.exceptions.Timeout | requests.exceptions.RetryError):
+        return True  # RetryError: 429/502/503/504 on every retry
+    if not isinstance(exc, PrometheusApiClientException):
+        return False
+    status = _STATUS.search(str(exc))
+    if status and status.group(1) in ("422", "503", "504"):
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in _TOO_BIG_WORDS)
+
 
 
 def _concat(frames: list[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:

@@ -36,10 +36,20 @@ def duration(value: timedelta) -> str:
     return f"{int(value.total_seconds())}s"
 
 
+def _quote(value: str) -> str:
+    """A PromQL string literal (Go escaping): namespaces may come back from Prometheus itself."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def server_side(metric: str) -> str:
+    """The series every query reads: `metric` as reported by the server side."""
+    return f"{metric}{{{SERVER_SIDE}}}"
+
+
 def _selector(metric: str, extra: str = "", namespace: str | None = None) -> str:
     parts = [SERVER_SIDE]
     if namespace is not None:
-        parts.append(f'destination_workload_namespace="{namespace}"')
+        parts.append(f"destination_workload_namespace={_quote(namespace)}")
     if extra:
         parts.append(extra)
     return f"{metric}{{{', '.join(parts)}}}"

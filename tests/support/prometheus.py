@@ -38,10 +38,15 @@ class PrometheusServer:
     workdir: Path
     url: str = ""
     process: subprocess.Popen | None = None
+    extra_args: tuple[str, ...] = ()  # more prometheus flags, e.g. "--query.max-samples=1000"
 
     def load(self, openmetrics: str) -> None:
         data = self.workdir / "data.om"
         data.write_text(openmetrics, encoding="utf-8")
+        self.load_file(data)
+
+    def load_file(self, data: Path) -> None:
+        """Backfill from an OpenMetrics file (which is then deleted): big meshes are streamed to disk."""
         tsdb = self.workdir / "tsdb"
         tsdb.mkdir(parents=True, exist_ok=True)
         subprocess.run(
@@ -66,6 +71,7 @@ class PrometheusServer:
                 f"--web.listen-address=127.0.0.1:{port}",
                 "--storage.tsdb.retention.time=400d",
                 "--log.level=warn",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -93,10 +99,14 @@ class PrometheusServer:
 
 
 def serve_mesh(
-    mesh: SampleMesh, workdir: Path, now: datetime, scrape: timedelta = timedelta(minutes=5)
+    mesh: SampleMesh,
+    workdir: Path,
+    now: datetime,
+    scrape: timedelta = timedelta(minutes=5),
+    extra_args: tuple[str, ...] = (),
 ) -> PrometheusServer:
     """Start a Prometheus holding what `mesh` would have exported up to `now`."""
-    server = PrometheusServer(workdir)
+    server = PrometheusServer(workdir, extra_args=extra_args)
     server.load(mesh.to_openmetrics(now, scrape))
     server.start()
     return server
