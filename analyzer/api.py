@@ -280,25 +280,39 @@ def plot_plaintext_over_time(
     *,
     top: int = 6,
     title: str | None = None,
+    panels: bool = False,
 ) -> Figure:
     """Plaintext rate by client over the window: a RunResult (filtered like `plaintext_timeline`)
-    or a frame shaped like its result (one column per line). Beyond `top` lines the rest add up as `other`."""
+    or a frame shaped like its result (one column per line). Beyond `top` lines the rest add up as `other`.
+
+    `panels=True` gives each line its own panel and y scale: a small burst then stays visible
+    next to a steady stream a hundred times larger.
+    """
     wide = result if isinstance(result, pd.DataFrame) else plaintext_timeline(result, namespace, workload)
     where = "/".join(p for p in (namespace, workload) if p) or "the mesh"
-    fig = Figure(figsize=(8, 3), layout="constrained")
-    ax = fig.subplots()
+    title = title or f"Plaintext to {where}, by client"
     if wide.empty or not wide.to_numpy().any():
-        return _message(fig, ax, f"No plaintext to {where} in the window")
+        fig = Figure(figsize=(8, 1), layout="constrained")
+        return _message(fig, fig.subplots(), f"No plaintext to {where} in the window")
     shown = wide.iloc[:, :top]
     if wide.shape[1] > top:
         shown = shown.assign(other=wide.iloc[:, top:].sum(axis=1))
+    rows = len(shown.columns) if panels else 1
+    fig = Figure(figsize=(8, 3 if rows == 1 else 0.9 * rows + 0.9), layout="constrained")
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
     for i, client in enumerate(shown.columns):
+        ax = axes[i if panels else 0]
         ax.plot(shown.index, shown[client], label=client, color=_CLIENT_COLOURS[i % len(_CLIENT_COLOURS)])
-    ax.set_xlim(wide.index.min(), wide.index.max())
-    ax.set_ylim(bottom=0)  # a rate: zero is the goal, keep it in view
-    ax.set_ylabel("plaintext per second")
-    ax.set_title(title or f"Plaintext to {where}, by client", loc="left")
-    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    for ax in axes:
+        ax.set_xlim(wide.index.min(), wide.index.max())
+        ax.set_ylim(bottom=0)  # a rate: zero is the goal, keep it in view
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if panels:
+        fig.suptitle(title, x=0.01, ha="left", fontsize="medium")
+        fig.supylabel("plaintext per second", fontsize="small")
+    else:
+        axes[0].set_title(title, loc="left")
+        axes[0].set_ylabel("plaintext per second")
     fig.autofmt_xdate()
     return fig
 

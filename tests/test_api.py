@@ -358,3 +358,18 @@ def test_importing_the_package_stays_light():
     assert done.stdout.strip() == "[]"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         analyzer.nope  # noqa: B018
+
+
+def test_plot_plaintext_over_time_in_panels_keeps_a_small_burst_visible(demo):
+    frame = pd.DataFrame(
+        {
+            f"{ns}/{wl}": api.plaintext_timeline(demo, ns, wl)["unknown"]
+            for ns, wl in [("orders", "web"), ("data", "postgres")]
+        }
+    )
+    fig = api.plot_plaintext_over_time(frame, panels=True)
+    assert [[line.get_label() for line in ax.lines] for ax in fig.axes] == [["orders/web"], ["data/postgres"]]
+    busy, burst = fig.axes
+    # Each panel has its own scale: the 13-connection burst fills its panel instead of hugging zero.
+    assert burst.get_ylim()[1] < busy.get_ylim()[1] / 10
+    assert max(burst.lines[0].get_ydata()) > burst.get_ylim()[1] / 2
