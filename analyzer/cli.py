@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from analyzer import __version__
 from analyzer.collect.prometheus import PrometheusSettings
@@ -92,15 +93,25 @@ def _add_sources(p: argparse.ArgumentParser, *, prometheus_required: bool) -> No
     p.add_argument(
         "--cluster", default="", help="Istio CLUSTER_ID of the cluster whose policies are read (default: any)"
     )
+    _add_kube(p)
+
+
+def _add_kube(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context", dest="kube_context", help="kubeconfig context (default: current)")
     p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster)")
     p.add_argument("--kube-timeout", type=float, default=30.0, help="seconds per Kubernetes API call (default: 30)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is bad input: exit 1 with one line (CONTRACT.md), not argparse's exit 2, which
+    would tell a CronJob's script that a report was written, and not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_FAILED, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mtls-readiness", description="Find what blocks Istio STRICT mTLS, workload by workload."
-    )
+    parser = _Parser(prog="mtls-readiness", description="Find what blocks Istio STRICT mTLS, workload by workload.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="stderr log level"
@@ -131,7 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sources(whatif, prometheus_required=False)
     _add_window(whatif)
 
-    for p in (parser, rep, demo, whatif):
+    snap = sub.add_parser(
+        "snapshot", help="save the Kubernetes objects a report reads as YAML, to rerun with --policies-from FILE"
+    )
+    snap.add_argument("--output", required=True, metavar="FILE", help="YAML file to write ('-': stdout)")
+    _add_kube(snap)
+
+    for p in (parser, rep, demo, whatif, snap):
         _apply_env_twins(p)
     return parser
 
@@ -182,10 +199,26 @@ def _what_if(args: argparse.Namespace) -> int:
     return EXIT_WOULD_BREAK if prediction.cut_off else EXIT_OK
 
 
+def _snapshot(args: argparse.Namespace) -> int:
+    from analyzer.collect.kube import read_objects, write_snapshot
+
+    read = read_objects(context=args.kube_context, kubeconfig=args.kubeconfig, timeout=float(args.kube_timeout))
+    write_snapshot(read, args.output)
+    for warning in read.warnings:
+        log.warning("%s", warning)
+    # stdout may be the snapshot itself: the receipt goes to stderr then.
+    receipt = sys.stderr if args.output == "-" else sys.stdout
+    print(f"snapshot: {len(read.objects)} objects written to {args.output}", file=receipt)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    if args.log_level != "DEBUG":
+        # urllib3 logs every retry as a warning; a failure ends in one line that says what to do.
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
         if args.command == "report":
             return _report(args)
@@ -193,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args, sample=args.mesh)
         if args.command == "what-if":
             return _what_if(args)
+        if args.command == "snapshot":
+            return _snapshot(args)
     except UserError as exc:
         print(f"mtls-readiness: error: {exc}", file=sys.stderr)
         return EXIT_FAILED

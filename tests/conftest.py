@@ -11,6 +11,8 @@ import pytest
 from analyzer.collect.sample_mesh import SampleMesh
 from tests.support.prometheus import PrometheusServer, serve_mesh
 
+pytest_plugins = ["tests.support.kube_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def now() -> datetime:

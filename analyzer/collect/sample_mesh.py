@@ -8,6 +8,7 @@ written as OpenMetrics for a real Prometheus, or answered in process by `SampleT
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -84,6 +85,25 @@ class SampleMesh:
         ]
         objects += [_deployment(w) for w in self.workloads]
         return objects + [dict(p) for p in self.policies]
+
+    def cluster_objects(self, replicas: int = 2) -> list[dict]:
+        """What a live API server would list for this mesh: namespaces, policies, the controllers
+        and the pods they run, linked by ownerReferences the way the controllers link them.
+
+        Pods carry what the injector or istio-cni leaves on them (ISTIO-SEMANTICS.md section 4):
+        a classic `istio-proxy` container for Deployments and DaemonSets, a native-sidecar init
+        container for StatefulSets and Jobs, the ambient redirection annotation. Objects also carry
+        managedFields and pod env, as the API server sends them, so snapshot tests can check they go.
+        """
+        objects: list[dict] = []
+        for ns in self.manifests():
+            if ns["kind"] == "Namespace":
+                ns = {**ns, "metadata": {**ns["metadata"], "creationTimestamp": CREATED, "uid": _uid(ns)}}
+                objects.append(ns)
+        objects += [dict(p) for p in self.policies]
+        for w in self.workloads:
+            objects += _running(w, replicas)
+        return objects
 
     # -- the Prometheus side --------------------------------------------------------------------
 
@@ -241,8 +261,18 @@ def _deployment(w: MeshWorkload) -> dict:
         ],
     }
     spec: dict = {"selector": {"matchLabels": {"app": w.name}}, "template": {"metadata": pod_meta, "spec": pod_spec}}
+    if w.kind == "Pod":
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": w.name, "namespace": w.namespace, "creationTimestamp": CREATED, **pod_meta},
+            "spec": pod_spec,
+        }
     if w.kind == "CronJob":
         spec = {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": spec["template"]}}}
+        api = "batch/v1"
+    elif w.kind == "Job":
+        spec = {"template": spec["template"]}
         api = "batch/v1"
     else:
         api = "apps/v1"
@@ -290,3 +320,137 @@ def destination_rule_disable(namespace: str, name: str, host: str) -> dict:
 
 def now_utc() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
+
+
+# -- what the controllers and the injector make of a workload ----------------------------------
+
+_SAFE = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of Kubernetes' generated name suffixes
+CRONJOB_RUN = 29_400_180  # minutes since the epoch of a 2025 run: CronJob Jobs are <name>-<minutes>
+
+
+def _suffix(seed: str, length: int) -> str:
+    digest = hashlib.sha256(seed.encode()).digest()
+    return "".join(_SAFE[b % len(_SAFE)] for b in digest[:length])
+
+
+def _uid(obj: dict) -> str:
+    meta = obj["metadata"]
+    digest = hashlib.sha256(f"{obj['kind']}/{meta.get('namespace', '')}/{meta['name']}".encode()).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+
+
+def _owner(obj: dict) -> dict:
+    return {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "name": obj["metadata"]["name"],
+        "uid": obj["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _object(api: str, kind: str, name: str, namespace: str, manager: str, **extra: object) -> dict:
+    obj: dict = {
+        "apiVersion": api,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": CREATED},
+        **extra,
+    }
+    obj["metadata"]["uid"] = _uid(obj)
+    obj["metadata"]["managedFields"] = [
+        {"manager": manager, "operation": "Update", "apiVersion": api, "time": CREATED, "fieldsType": "FieldsV1"}
+    ]
+    return obj
+
+
+def _pod(w: MeshWorkload, template: dict, name: str, owner: dict | None, extra_labels: dict[str, str]) -> dict:
+    meta = template.get("metadata") or {}
+    spec = template.get("spec") or {}
+    labels = {**(meta.get("labels") or {}), **extra_labels}
+    annotations = dict(meta.get("annotations") or {})
+    containers = [
+        {**c, "env": [{"name": "LOG_LEVEL", "value": "info"}], "args": ["--port", str((w.ports or (0,))[0])]}
+        for c in spec.get("containers") or []
+    ]
+    init: list[dict] = []
+    proxy = {
+        "name": "istio-proxy",
+        "image": "docker.io/istio/proxyv2:1.27.0",
+        "args": ["proxy", "sidecar"],
+        "ports": [{"name": "http-envoy-prom", "containerPort": 15090, "protocol": "TCP"}],
+        "env": [{"name": "ISTIO_META_WORKLOAD_NAME", "value": w.name}],
+    }
+    if w.dataplane is Dataplane.SIDECAR:
+        labels.update({"security.istio.io/tlsMode": "istio", "service.istio.io/canonical-name": w.name})
+        if w.kind in ("StatefulSet", "Job", "CronJob"):  # native sidecar (Kubernetes >= 1.29): lets Jobs finish
+            init.append({**proxy, "restartPolicy": "Always"})
+            status = '{"initContainers":["istio-validation","istio-proxy"],"containers":null}'
+        else:
+            containers.append(proxy)
+            status = '{"initContainers":["istio-validation"],"containers":["istio-proxy"]}'
+        annotations["sidecar.istio.io/status"] = status
+    elif w.dataplane is Dataplane.AMBIENT:
+        annotations["ambient.istio.io/redirection"] = "enabled"
+    pod = _object("v1", "Pod", name, w.namespace, "kubelet")
+    pod["metadata"].update(labels=labels, annotations=annotations)
+    if owner is not None:
+        pod["metadata"]["ownerReferences"] = [owner]
+    pod["spec"] = {"serviceAccountName": spec.get("serviceAccountName", "default"), "containers": containers}
+    if init:
+        pod["spec"]["initContainers"] = init
+    pod["status"] = {"phase": "Succeeded" if w.kind in ("Job", "CronJob") else "Running"}
+    return pod
+
+
+def _running(w: MeshWorkload, replicas: int) -> list[dict]:
+    """The controller objects and pods of one workload, as a cluster holds them."""
+    manifest = _deployment(w)
+    if w.kind == "Pod":
+        return [_pod(w, {"metadata": manifest["metadata"], "spec": manifest["spec"]}, w.name, None, {})]
+    controller = _object(manifest["apiVersion"], w.kind, w.name, w.namespace, "kubectl", spec=manifest["spec"])
+    if w.kind == "CronJob":
+        template = manifest["spec"]["jobTemplate"]["spec"]["template"]
+    else:
+        template = manifest["spec"]["template"]
+    objects = [controller]
+    if w.kind == "Deployment":
+        pod_hash = _suffix(f"{w.ref}/template", 10)
+        rs = _object(
+            "apps/v1",
+            "ReplicaSet",
+            f"{w.name}-{pod_hash}",
+            w.namespace,
+            "kube-controller-manager",
+            spec={"replicas": replicas, "template": template},
+        )
+        rs["metadata"]["labels"] = {**w.pod_labels, "pod-template-hash": pod_hash}
+        rs["metadata"]["ownerReferences"] = [_owner(controller)]
+        objects.append(rs)
+        for i in range(replicas):
+            name = f"{rs['metadata']['name']}-{_suffix(f'{w.ref}/{i}', 5)}"
+            objects.append(_pod(w, template, name, _owner(rs), {"pod-template-hash": pod_hash}))
+    elif w.kind == "StatefulSet":
+        revision = f"{w.name}-{_suffix(f'{w.ref}/revision', 10)}"
+        for i in range(replicas):
+            labels = {"controller-revision-hash": revision, "statefulset.kubernetes.io/pod-name": f"{w.name}-{i}"}
+            objects.append(_pod(w, template, f"{w.name}-{i}", _owner(controller), labels))
+    elif w.kind == "DaemonSet":
+        for i in range(replicas):
+            name = f"{w.name}-{_suffix(f'{w.ref}/{i}', 5)}"
+            objects.append(_pod(w, template, name, _owner(controller), {"pod-template-generation": "1"}))
+    elif w.kind in ("CronJob", "Job"):
+        # A CronJob keeps its last runs (successfulJobsHistoryLimit); each Job ran one pod.
+        runs = [f"{w.name}-{CRONJOB_RUN - 1440 * i}" for i in range(replicas)] if w.kind == "CronJob" else [w.name]
+        for job_name in runs:
+            job = _object(
+                "batch/v1", "Job", job_name, w.namespace, "kube-controller-manager", spec={"template": template}
+            )
+            if w.kind == "CronJob":
+                job["metadata"]["ownerReferences"] = [_owner(controller)]
+                objects.append(job)
+            else:
+                objects[0] = job  # the Job is the controller itself
+            job_labels = {"batch.kubernetes.io/job-name": job_name, "job-name": job_name}
+            objects.append(_pod(w, template, f"{job_name}-{_suffix(job_name, 5)}", _owner(job), job_labels))
+    return objects

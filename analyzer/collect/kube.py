@@ -1,0 +1,432 @@
+"""Inventory from the live cluster through the official kubernetes client (`--policies-from kube`).
+
+Objects are read as the raw JSON the API server sends, trimmed to an allow-list of the fields
+the analysis needs (`trim`), and handed to `manifests.build_inventory`: the cluster, a snapshot
+of it and hand-written YAML go through one reader and cannot disagree. Lists are paginated
+(`limit`/`continue`), so a 5,000-pod cluster costs ten pod calls, not 5,000.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from analyzer.collect.manifests import build_inventory
+from analyzer.errors import UserError
+from analyzer.model.inventory import Inventory
+
+log = logging.getLogger("mtls_readiness")
+
+PAGE_SIZE = 500
+SECURITY_CRDS_MISSING = "Istio security CRDs not found"
+NETWORKING_CRDS_MISSING = "Istio networking CRDs not found"
+# Annotations kept in objects: only what says how Istio treats a pod or namespace. Anything else
+# (kubectl's last-applied-configuration, vault templates, tokens some tools park there) is dropped.
+KEPT_ANNOTATION_PREFIXES = ("sidecar.istio.io/", "ambient.istio.io/", "traffic.sidecar.istio.io/", "istio.io/rev")
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    group: str  # "" for the core group
+    versions: tuple[str, ...]  # tried in order; a 404 moves to the next
+    plural: str
+    kind: str
+    optional: bool = False  # a CRD: absent where Istio is not installed, which is reported, not fatal
+
+    def rbac_rule(self) -> str:
+        return f'apiGroups: ["{self.group}"], resources: ["{self.plural}"], verbs: ["list"]'
+
+
+NAMESPACES = Resource("", ("v1",), "namespaces", "Namespace")
+PODS = Resource("", ("v1",), "pods", "Pod")
+REPLICA_SETS = Resource("apps", ("v1",), "replicasets", "ReplicaSet")
+# PeerAuthentication is v1 from Istio 1.22, v1beta1 before; DestinationRule has been served as
+# v1alpha3 since 1.0, v1beta1 since 1.8 and v1 since 1.22.
+PEER_AUTHENTICATIONS = Resource(
+    "security.istio.io", ("v1", "v1beta1"), "peerauthentications", "PeerAuthentication", optional=True
+)
+DESTINATION_RULES = Resource(
+    "networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "destinationrules", "DestinationRule", optional=True
+)
+# Pod owners are only needed for ReplicaSet -> Deployment. Job -> CronJob is read from the Job's
+# name as istiod does (manifests.workload_identity), so Jobs need no list and no RBAC rule.
+RESOURCES = (NAMESPACES, PEER_AUTHENTICATIONS, DESTINATION_RULES, REPLICA_SETS, PODS)
+
+
+@dataclass(slots=True)
+class ClusterObjects:
+    """What was read: trimmed objects in reading order, and warnings for the report."""
+
+    objects: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    where: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+# -- connecting -------------------------------------------------------------------------------
+
+
+def _default_kubeconfig() -> str | None:
+    """$KUBECONFIG (possibly several files) or ~/.kube/config, if any of them exists."""
+    env = os.environ.get("KUBECONFIG", "")
+    if env and any(Path(p).expanduser().is_file() for p in env.split(os.pathsep) if p):
+        return env
+    home = Path("~/.kube/config").expanduser()
+    return str(home) if home.is_file() else None
+
+
+def connect(context: str | None = None, kubeconfig: str | None = None) -> tuple[Any, str]:
+    """An ApiClient for the kubeconfig (explicit file, $KUBECONFIG, ~/.kube/config) or, when
+    there is none, the in-cluster service account. Returns (client, description for messages)."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    configuration = client.Configuration()
+    source = kubeconfig or _default_kubeconfig()
+    try:
+        if source is not None:
+            if kubeconfig and not Path(kubeconfig).expanduser().is_file():
+                raise UserError(f"--kubeconfig {kubeconfig}: no such file; give a readable kubeconfig")
+            # persist_config=False: never write refreshed credentials back into the user's file.
+            config.load_kube_config(
+                config_file=source, context=context, client_configuration=configuration, persist_config=False
+            )
+            name = context or config.list_kube_config_contexts(config_file=source)[1].get("name", "")
+            where = f"kubeconfig context {name}"
+        elif context:
+            raise UserError(f"--context {context}: no kubeconfig found; pass --kubeconfig or set KUBECONFIG")
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)
+            where = "the in-cluster service account"
+        else:
+            raise UserError(
+                "no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not running in a pod; "
+                "pass --kubeconfig and --context, or read YAML with --policies-from PATH"
+            )
+    except ConfigException as exc:
+        detail = " ".join(str(exc).split())
+        raise UserError(f"cannot use the kubeconfig ({detail}); check --kubeconfig and --context") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot read the kubeconfig ({exc}); check --kubeconfig") from None
+    # One attempt per call: the per-call timeout then bounds the run, and a nightly CronJob retries as a whole.
+    configuration.retries = 0
+    return client.ApiClient(configuration), f"{configuration.host} ({where})"
+
+
+# -- listing ----------------------------------------------------------------------------------
+
+
+class _Missing(Exception):
+    """Every served version answered 404: the resource (a CRD) is not installed."""
+
+
+def _lister(api_client: Any, resource: Resource, version: str) -> Callable[..., Any]:
+    from kubernetes import client
+
+    if resource is NAMESPACES:
+        return client.CoreV1Api(api_client).list_namespace
+    if resource is PODS:
+        return client.CoreV1Api(api_client).list_pod_for_all_namespaces
+    if resource is REPLICA_SETS:
+        return client.AppsV1Api(api_client).list_replica_set_for_all_namespaces
+    custom = client.CustomObjectsApi(api_client)
+
+    def list_custom(**kwargs: Any) -> Any:
+        return custom.list_cluster_custom_object(resource.group, version, resource.plural, **kwargs)
+
+    return list_custom
+
+
+def _api_error(exc: Any, resource: Resource, where: str) -> UserError:
+    status = getattr(exc, "status", 0)
+    message = ""
+    with contextlib.suppress(TypeError, ValueError, AttributeError):  # a body that is not a Status
+        message = json.loads(exc.body or "{}").get("message", "")
+    detail = f" ({message})" if message else ""
+    if status == 403:
+        return UserError(
+            f"the Kubernetes API refused to list {resource.plural}.{resource.group or 'core'} (403 Forbidden){detail}; "
+            f"grant the job's identity a ClusterRole rule {{{resource.rbac_rule()}}}"
+        )
+    if status == 401:
+        return UserError(
+            f"the Kubernetes API at {where} rejected the credentials (401 Unauthorized); "
+            "refresh the kubeconfig login or the service account token"
+        )
+    if status == 0:  # the client's wrapping of TLS failures
+        reason = " ".join(str(getattr(exc, "reason", "")).split())
+        return UserError(f"cannot talk to the Kubernetes API at {where} ({reason}); check the kubeconfig's CA")
+    return UserError(
+        f"the Kubernetes API at {where} failed to list {resource.plural} ({status} {getattr(exc, 'reason', '')})"
+        f"{detail}; check the API server's health and retry"
+    )
+
+
+def _network_error(exc: Exception, resource: Resource, where: str, timeout: float) -> UserError:
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    cause = exc.reason if isinstance(exc, MaxRetryError) and exc.reason is not None else exc
+    # NewConnectionError subclasses ConnectTimeoutError (urllib3 compatibility), so it goes first.
+    if isinstance(cause, NewConnectionError):
+        reason = str(cause).rsplit("]", 1)[-1].strip() or "connection failed"  # "Connection refused", DNS...
+    elif isinstance(cause, ConnectTimeoutError):
+        reason = f"no connection within {timeout:g}s"
+    elif isinstance(cause, Urllib3Timeout):
+        return UserError(
+            f"the Kubernetes API at {where} did not answer listing {resource.plural} within {timeout:g}s; "
+            "check the API server's health or raise --kube-timeout"
+        )
+    else:
+        reason = " ".join(str(cause).split())
+    return UserError(
+        f"cannot reach the Kubernetes API at {where} ({reason}); check --kubeconfig/--context and the network path, "
+        "or read a saved snapshot with --policies-from PATH"
+    )
+
+
+def list_pages(
+    api_client: Any, resource: Resource, *, where: str, timeout: float, page_size: int = PAGE_SIZE
+) -> Iterator[dict]:
+    """Every item of `resource` cluster-wide, page by page, with kind and apiVersion filled in."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    for index, version in enumerate(resource.versions):
+        started, calls, count = time.monotonic(), 0, 0
+        token: str | None = None
+        api_version = f"{resource.group}/{version}" if resource.group else version
+        call = _lister(api_client, resource, version)
+        try:
+            while True:
+                kwargs: dict[str, Any] = {"limit": page_size, "_request_timeout": timeout, "_preload_content": False}
+                if token:
+                    kwargs["_continue"] = token
+                response = call(**kwargs)
+                calls += 1
+                page = json.loads(response.data)
+                for item in page.get("items") or []:
+                    # Lists of built-in kinds leave kind and apiVersion to the list itself.
+                    item.setdefault("kind", resource.kind)
+                    item.setdefault("apiVersion", api_version)
+                    count += 1
+                    yield item
+                token = (page.get("metadata") or {}).get("continue")
+                if not token:
+                    break
+        except ApiException as exc:
+            if exc.status == 404 and calls == 0 and resource.optional:
+                log.debug("%s %s: not served (404)", resource.plural, api_version)
+                if index + 1 < len(resource.versions):
+                    continue
+                raise _Missing(resource.plural) from None
+            raise _api_error(exc, resource, where) from None
+        except HTTPError as exc:
+            raise _network_error(exc, resource, where, timeout) from None
+        except ValueError as exc:  # JSON
+            raise UserError(
+                f"{where} answered listing {resource.plural} with something that is not Kubernetes JSON ({exc}); "
+                "check that the kubeconfig server is the API server"
+            ) from None
+        log.info(
+            "listed %d %s (%s) in %d call(s), %.1fs",
+            count,
+            resource.plural,
+            api_version,
+            calls,
+            time.monotonic() - started,
+        )
+        return
+
+
+# -- trimming ---------------------------------------------------------------------------------
+
+
+def _kept_annotation(key: str) -> bool:
+    return key.startswith(KEPT_ANNOTATION_PREFIXES)
+
+
+def _metadata(meta: dict, *, owners: bool = False) -> dict:
+    out = {k: meta[k] for k in ("name", "namespace", "creationTimestamp") if meta.get(k)}
+    if meta.get("labels"):
+        out["labels"] = dict(meta["labels"])  # selectors match on them
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if _kept_annotation(k)}
+    if annotations:
+        out["annotations"] = annotations
+    if owners and meta.get("ownerReferences"):
+        out["ownerReferences"] = [
+            {k: ref[k] for k in ("apiVersion", "kind", "name", "controller") if k in ref}
+            for ref in meta["ownerReferences"]
+        ]
+    return out
+
+
+def _container(container: dict) -> dict:
+    # Name, image and ports only: env, args and mounts can hold secrets and are never needed.
+    out = {k: container[k] for k in ("name", "image", "restartPolicy") if container.get(k)}
+    ports = [
+        {k: p[k] for k in ("name", "containerPort", "protocol") if k in p}
+        for p in container.get("ports") or []
+        if isinstance(p, dict)
+    ]
+    if ports:
+        out["ports"] = ports
+    return out
+
+
+def trim(obj: dict) -> dict:
+    """The allow-listed part of an object: what the analysis reads, nothing secret-like.
+
+    Drops managedFields, status (except a pod's phase), environment, commands, volumes and every
+    annotation that does not tell how Istio treats the object."""
+    kind = obj.get("kind")
+    meta = obj.get("metadata") or {}
+    out: dict[str, Any] = {"apiVersion": obj.get("apiVersion"), "kind": kind}
+    if kind == "Pod":
+        spec = obj.get("spec") or {}
+        pod_spec: dict[str, Any] = {}
+        if spec.get("serviceAccountName"):
+            pod_spec["serviceAccountName"] = spec["serviceAccountName"]
+        if spec.get("hostNetwork"):
+            pod_spec["hostNetwork"] = True
+        for key in ("initContainers", "containers"):
+            if spec.get(key):
+                pod_spec[key] = [_container(c) for c in spec[key] if isinstance(c, dict)]
+        out["metadata"] = _metadata(meta, owners=True)
+        out["spec"] = pod_spec
+        phase = (obj.get("status") or {}).get("phase")
+        if phase:
+            out["status"] = {"phase": phase}
+    elif kind == "ReplicaSet":
+        out["metadata"] = _metadata(meta, owners=True)
+    elif kind == "Namespace":
+        out["metadata"] = _metadata(meta)
+    else:  # PeerAuthentication, DestinationRule: the spec is the policy
+        out["metadata"] = _metadata(meta)
+        out["spec"] = obj.get("spec") or {}
+    return out
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def read_objects(
+    *,
+    context: str | None = None,
+    kubeconfig: str | None = None,
+    timeout: float = 30.0,
+    page_size: int = PAGE_SIZE,
+) -> ClusterObjects:
+    """Every object the analysis needs, trimmed, in the order build_inventory wants them."""
+    api_client, where = connect(context, kubeconfig)
+    started = time.monotonic()
+    read = ClusterObjects(where=where)
+    log.info("reading the cluster at %s", where)
+    try:
+        by_kind: dict[str, list[dict]] = {}
+        for resource in RESOURCES:
+            try:
+                by_kind[resource.kind] = [
+                    trim(o) for o in list_pages(api_client, resource, where=where, timeout=timeout, page_size=page_size)
+                ]
+            except _Missing:
+                by_kind[resource.kind] = []
+                read.warnings.append(_missing_warning(resource))
+                log.warning("%s", read.warnings[-1])
+    finally:
+        api_client.close()
+    # Only the ReplicaSets that own a pod: old revisions (ten per Deployment by default) name nothing.
+    owning = {
+        (o["metadata"].get("namespace"), ref.get("name"))
+        for o in by_kind["Pod"]
+        for ref in o["metadata"].get("ownerReferences") or []
+        if ref.get("kind") == "ReplicaSet"
+    }
+    by_kind["ReplicaSet"] = [
+        rs for rs in by_kind["ReplicaSet"] if (rs["metadata"].get("namespace"), rs["metadata"]["name"]) in owning
+    ]
+    for resource in RESOURCES:
+        read.objects += by_kind[resource.kind]
+        read.counts[resource.plural] = len(by_kind[resource.kind])
+    log.info(
+        "read %s from the cluster in %.1fs",
+        ", ".join(f"{n} {plural}" for plural, n in read.counts.items()),
+        time.monotonic() - started,
+    )
+    return read
+
+
+def _missing_warning(resource: Resource) -> str:
+    versions = " or ".join(resource.versions)
+    if resource is PEER_AUTHENTICATIONS:
+        return (
+            f"{SECURITY_CRDS_MISSING} (no peerauthentications.security.istio.io {versions}): every workload has the "
+            "default mode PERMISSIVE; check --context points at the mesh's cluster and that Istio is installed"
+        )
+    return (
+        f"{NETWORKING_CRDS_MISSING} (no destinationrules.networking.istio.io {versions}): DestinationRules that "
+        "disable TLS cannot be named as causes"
+    )
+
+
+def inventory_from(read: ClusterObjects, *, cluster: str = "") -> Inventory:
+    inventory = build_inventory(((o, "cluster") for o in read.objects), cluster=cluster)
+    inventory.warnings[:0] = read.warnings
+    return inventory
+
+
+def read_cluster(
+    *, context: str | None = None, kubeconfig: str | None = None, timeout: float = 30.0, cluster: str = ""
+) -> Inventory:
+    """`--policies-from kube`: the inventory of the cluster behind the kubeconfig or service account."""
+    return inventory_from(read_objects(context=context, kubeconfig=kubeconfig, timeout=timeout), cluster=cluster)
+
+
+# -- snapshots --------------------------------------------------------------------------------
+
+
+def snapshot_text(read: ClusterObjects, *, taken: datetime | None = None) -> str:
+    """Multi-document YAML that `--policies-from FILE` reads back into the same inventory."""
+    taken = taken or datetime.now(UTC)
+    header = [
+        "# mtls-readiness snapshot: the Kubernetes objects a report reads, trimmed of secrets and managedFields.",
+        f"# Taken {taken.strftime('%Y-%m-%dT%H:%M:%SZ')}: "
+        + ", ".join(f"{n} {plural}" for plural, n in read.counts.items()),
+        "# Reproduce a run with: mtls-readiness report --policies-from THIS_FILE --prometheus-url ...",
+    ]
+    header += [f"# warning: {w}" for w in read.warnings]
+    body = yaml.safe_dump_all(read.objects, sort_keys=False, explicit_start=True, default_flow_style=False)
+    return "\n".join(header) + "\n" + body
+
+
+def write_snapshot(read: ClusterObjects, output: str | Path) -> None:
+    """Write the snapshot to `output` ('-': stdout), atomically so a failed write leaves no half file."""
+    text = snapshot_text(read)
+    if str(output) == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(output)
+    tmp_name = ""
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+        ) as tmp:
+            tmp_name = tmp.name
+            tmp.write(text)
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        if tmp_name:
+            Path(tmp_name).unlink(missing_ok=True)
+        raise UserError(f"cannot write the snapshot to {path}: {exc.strerror}; choose a writable --output") from None
