@@ -274,6 +274,7 @@ def plaintext_heatmap(run: RunResult, top: int = 20) -> Chart:
                 )
     bar = fig.colorbar(mesh, ax=ax, shrink=0.9, pad=0.02, aspect=15)
     bar.set_label("plaintext requests\n+ TCP connections")
+    bar.solids.set_rasterized(False)  # vector: a raster gradient would be an embedded PNG (a data: request)
     # Log ticks default to mathtext labels, which stay off (text.parse_math): plain numbers instead.
     bar.ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: compact(v)))
     bar.ax.yaxis.set_minor_formatter(ticker.NullFormatter())

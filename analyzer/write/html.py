@@ -29,8 +29,8 @@ from analyzer.write.tabular import iso
 log = logging.getLogger("mtls_readiness")
 
 TOP_ROWS = 200  # rows per table; the CSV files hold all
-NAMESPACE_SECTIONS = 300  # collapsible per-namespace sections
-ROWS_PER_NAMESPACE = 50
+NAMESPACE_SECTIONS = 150  # collapsible per-namespace sections
+ROWS_PER_NAMESPACE = 25
 HISTORY_ROWS = 400
 REMEDIATION_FILE = "remediation.yaml"
 JOB_KINDS = ("Job", "CronJob")
@@ -200,6 +200,8 @@ def render_report(run: RunResult, summary: dict[str, Any], history: Sequence[dic
 def headline(summary: dict[str, Any]) -> dict[str, Any]:
     """One run's headline figures from its summary.json (older summaries lack some keys)."""
     changes = summary.get("changes") or {}
+    if not changes.get("previous_run_id"):
+        changes = {}  # the first run: nothing was compared, so no counts rather than zeros
     return {
         "run_id": str(summary.get("run_id", "")),
         "generated_at": summary.get("generated_at", ""),
