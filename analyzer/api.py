@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,7 @@ def analyse_sample(
     `now` pins the end of the window (default: the current time), for reproducible results.
     """
     config = ReportConfig(lookback=lookback, root_namespace=root_namespace)
+    now = (now or datetime.now(UTC)).replace(microsecond=0)  # one instant: the mesh's data and the window end agree
     inventory, source = pipeline.inputs(config, sample=name, now=now)
     return pipeline.analyse_run(inventory, source, config, now)
 
@@ -177,7 +178,8 @@ def _proposal_objects(proposal: Any) -> Iterable[tuple[dict, str]]:
         documents = list(proposal)
     objects: list[tuple[dict, str]] = []
     for index, doc in enumerate(documents, start=1):
-        items = doc.get("items") if isinstance(doc, Mapping) and str(doc.get("kind", "")).endswith("List") else [doc]
+        is_list = isinstance(doc, Mapping) and str(doc.get("kind", "")).endswith("List")
+        items = doc["items"] if is_list and isinstance(doc.get("items"), list) else [doc]
         objects += [
             (dict(item) if isinstance(item, Mapping) else {"kind": None}, f"proposal {index}") for item in items
         ]
