@@ -18,7 +18,7 @@ import yaml
 
 from analyzer import cli, pipeline
 from analyzer.collect import demo_meshes
-from analyzer.collect.kube import SECURITY_CRDS_MISSING, read_cluster, read_objects
+from analyzer.collect.kube import SECURITY_CRDS_MISSING, read_cluster, read_objects, trim
 from analyzer.collect.policy_files import load_inventory
 from analyzer.collect.sample_mesh import Flow, MeshWorkload, SampleMesh, peer_authentication
 from analyzer.errors import UserError
@@ -94,6 +94,165 @@ def owner_chain_mesh() -> SampleMesh:
         namespace_labels={"apps": {"istio-injection": "enabled"}, "ambient": {"istio.io/dataplane-mode": "ambient"}},
         policies=[peer_authentication("apps", "db-strict", "STRICT", selector={"app": "db"})],
     )
+
+
+# -- trimming (pure) ---------------------------------------------------------------------------
+
+_MANAGED = [{"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:spec": {}}}]
+_LAST_APPLIED = {"kubectl.kubernetes.io/last-applied-configuration": '{"password": "hunter2"}'}
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        pytest.param(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": "db-0",
+                    "namespace": "data",
+                    "uid": "u",
+                    "labels": {"app": "db"},
+                    "annotations": {
+                        **_LAST_APPLIED,
+                        "sidecar.istio.io/status": "{}",
+                        "traffic.sidecar.istio.io/excludeInboundPorts": "9100",
+                        "vault.hashicorp.com/agent-inject-template-db": "{{ secret }}",
+                    },
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "apps/v1",
+                            "kind": "StatefulSet",
+                            "name": "db",
+                            "uid": "x",
+                            "controller": True,
+                            "blockOwnerDeletion": True,
+                        }
+                    ],
+                    "managedFields": _MANAGED,
+                },
+                "spec": {
+                    "serviceAccountName": "db",
+                    "hostNetwork": True,
+                    "volumes": [{"name": "creds", "secret": {"secretName": "db"}}],
+                    "initContainers": [
+                        {
+                            "name": "istio-proxy",
+                            "image": "proxyv2",
+                            "restartPolicy": "Always",
+                            "env": [{"name": "TOKEN", "value": "hunter2"}],
+                        }
+                    ],
+                    "containers": [
+                        {
+                            "name": "db",
+                            "image": "postgres",
+                            "command": ["postgres", "-p", "hunter2"],
+                            "ports": [{"containerPort": 5432, "protocol": "TCP", "hostPort": 5432}],
+                            "envFrom": [{"secretRef": {"name": "db"}}],
+                        }
+                    ],
+                },
+                "status": {"phase": "Running", "podIP": "10.0.0.7"},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": "db-0",
+                    "namespace": "data",
+                    "labels": {"app": "db"},
+                    "annotations": {
+                        "sidecar.istio.io/status": "{}",
+                        "traffic.sidecar.istio.io/excludeInboundPorts": "9100",
+                    },
+                    "ownerReferences": [
+                        {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "controller": True}
+                    ],
+                },
+                "spec": {
+                    "serviceAccountName": "db",
+                    "hostNetwork": True,
+                    "initContainers": [{"name": "istio-proxy", "image": "proxyv2", "restartPolicy": "Always"}],
+                    "containers": [
+                        {"name": "db", "image": "postgres", "ports": [{"containerPort": 5432, "protocol": "TCP"}]}
+                    ],
+                },
+                "status": {"phase": "Running"},
+            },
+            id="pod-keeps-identity-sidecar-and-ports-only",
+        ),
+        pytest.param(
+            {
+                "apiVersion": "security.istio.io/v1",
+                "kind": "PeerAuthentication",
+                "metadata": {
+                    "name": "default",
+                    "namespace": "shop",
+                    "creationTimestamp": "2026-01-01T00:00:00Z",
+                    "annotations": _LAST_APPLIED,
+                    "managedFields": _MANAGED,
+                    "generation": 3,
+                },
+                "spec": {"mtls": {"mode": "STRICT"}},
+                "status": {"validationMessages": []},
+            },
+            {
+                "apiVersion": "security.istio.io/v1",
+                "kind": "PeerAuthentication",
+                "metadata": {"name": "default", "namespace": "shop", "creationTimestamp": "2026-01-01T00:00:00Z"},
+                "spec": {"mtls": {"mode": "STRICT"}},
+            },
+            id="policy-keeps-spec-and-age-drops-last-applied",
+        ),
+        pytest.param(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {
+                    "name": "web-5d8f",
+                    "namespace": "shop",
+                    "labels": {"pod-template-hash": "5d8f"},
+                    "ownerReferences": [{"kind": "Deployment", "name": "web", "controller": True}],
+                },
+                "spec": {"template": {"spec": {"containers": [{"name": "web", "env": [{"name": "K", "value": "v"}]}]}}},
+            },
+            {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {
+                    "name": "web-5d8f",
+                    "namespace": "shop",
+                    "labels": {"pod-template-hash": "5d8f"},
+                    "ownerReferences": [{"kind": "Deployment", "name": "web", "controller": True}],
+                },
+            },
+            id="replicaset-is-only-an-owner-link",
+        ),
+        pytest.param(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": "shop",
+                    "labels": {"istio.io/rev": "canary"},
+                    "annotations": {"scheduler.alpha.kubernetes.io/node-selector": "pool=a"},
+                },
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": "shop", "labels": {"istio.io/rev": "canary"}},
+            },
+            id="namespace-keeps-injection-labels",
+        ),
+    ],
+)
+def test_trim_keeps_what_the_analysis_reads_and_nothing_secret_like(obj, expected):
+    assert trim(obj) == expected
 
 
 # -- reading -----------------------------------------------------------------------------------

@@ -156,8 +156,9 @@ def _api_error(exc: Any, resource: Resource, where: str) -> UserError:
         message = json.loads(exc.body or "{}").get("message", "")
     detail = f" ({message})" if message else ""
     if status == 403:
+        name = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
         return UserError(
-            f"the Kubernetes API refused to list {resource.plural}.{resource.group or 'core'} (403 Forbidden){detail}; "
+            f"the Kubernetes API refused to list {name} (403 Forbidden{': ' + message if message else ''}); "
             f"grant the job's identity a ClusterRole rule {{{resource.rbac_rule()}}}"
         )
     if status == 401:
@@ -343,8 +344,7 @@ def read_objects(
                 ]
             except _Missing:
                 by_kind[resource.kind] = []
-                read.warnings.append(_missing_warning(resource))
-                log.warning("%s", read.warnings[-1])
+                read.warnings.append(_missing_warning(resource))  # the CLI logs it with the report's warnings
     finally:
         api_client.close()
     # Only the ReplicaSets that own a pod: old revisions (ten per Deployment by default) name nothing.
