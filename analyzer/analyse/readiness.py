@@ -145,7 +145,8 @@ class Analysis:
                 target.plaintext += count
             else:
                 target.unreadable += count
-        plain = obs[obs["security"] == PLAINTEXT]
+        # A series that stayed flat all window is in the answer with 0: not a plaintext source.
+        plain = obs[(obs["security"] == PLAINTEXT) & (obs["count"] > 0)]
         for row in plain[
             ["destination_namespace", "destination_workload", "source_namespace", "source_workload"]
         ].itertuples(index=False):

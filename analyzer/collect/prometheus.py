@@ -135,11 +135,8 @@ class PrometheusClient:
         """Fail fast, with what to do, when Prometheus cannot answer at all."""
         try:
             self._prom.custom_query("vector(1)")
-        except requests.exceptions.SSLError:
-            raise UserError(
-                f"TLS verification failed for {self.source}; pass --prometheus-ca-file with the CA bundle "
-                "(or, for a test cluster only, --prometheus-insecure-skip-verify)"
-            ) from None
+        except requests.exceptions.SSLError as exc:
+            raise UserError(_tls_failure(self.source, exc)) from None
         except requests.exceptions.RequestException as exc:
             raise UserError(
                 f"cannot reach Prometheus at {self.source} ({type(exc).__name__}); check --prometheus-url, "
@@ -186,8 +183,15 @@ class PrometheusClient:
 
     def _post_form(self, path: str, form: dict) -> list[dict]:
         """POST with the parameters in the body, through the same session (TLS, auth, retries)."""
+        # verify is passed on every request, as prometheus-api-client does: requests lets
+        # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override session.verify (psf/requests#3829), which
+        # would ignore --prometheus-ca-file and --prometheus-insecure-skip-verify.
         response = self._session.post(
-            f"{self._base}/api/v1/{path}", data=form, headers=self._headers, timeout=self.settings.timeout
+            f"{self._base}/api/v1/{path}",
+            data=form,
+            headers=self._headers,
+            timeout=self.settings.timeout,
+            verify=self._session.verify,
         )
         if response.status_code != 200:
             # Worded as prometheus-api-client words it, so both paths fail the same way.
@@ -380,6 +384,21 @@ def _too_big(exc: Exception) -> bool:
     text = str(exc).lower()
     return any(word in text for word in _TOO_BIG_WORDS)
 
+
+def _tls_failure(source: str, exc: Exception) -> str:
+    """What to do when the TLS handshake fails: an untrusted certificate, or a server without TLS."""
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        detail = text.partition("certificate verify failed: ")[2].split(" (_ssl", 1)[0].split("'", 1)[0].strip()
+        return (
+            f"TLS verification failed for {source} ({detail or 'untrusted certificate'}); pass --prometheus-ca-file "
+            "with the CA bundle (or, for a test cluster only, --prometheus-insecure-skip-verify)"
+        )
+    detail = text.partition("] ")[2].split(" (_ssl", 1)[0].split("'", 1)[0].strip()
+    return (
+        f"TLS handshake with {source} failed ({detail or type(exc).__name__}); if it serves plain HTTP, "
+        "use an http:// URL, otherwise check the port"
+    )
 
 
 def _concat(frames: list[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:

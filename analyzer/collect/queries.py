@@ -81,8 +81,10 @@ class WindowTotals:
 class PlaintextTimeline:
     """Non-mTLS volume per edge and step, for first/last seen and the timeline chart.
 
-    `M unless M offset step` adds a counter's first value in the step it was born, for the same
-    reason as in WindowTotals; increase() drops the metric name so the two never collide.
+    A counter's first value is added in the step it was born, for the same reason and in the
+    same way as in WindowTotals. It is added to increase(), not `or`-ed with it: once a step's
+    range holds the first sample and a later one, increase() answers 0 for a counter that never
+    moved again, and `or` would drop the burst and leave its last-seen time empty.
     """
 
     metric: str
@@ -92,7 +94,9 @@ class PlaintextTimeline:
     def promql(self) -> str:
         sel = _selector(self.metric, 'connection_security_policy!="mutual_tls"', self.namespace)
         s = duration(self.step)
-        return f"sum by ({BY}) (increase({sel}[{s}]) or ({sel} unless {sel} offset {s}))"
+        grown = f"increase({sel}[{s}])"
+        born = f"(min_over_time({sel}[{s}]) unless last_over_time({sel}[10m] offset {s}))"
+        return f"sum by ({BY}) (({grown} + {born}) or {grown} or {born})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,12 +33,18 @@ def _atomic_text(path: Path, text: str) -> None:
 def previous_summaries(output_dir: Path) -> list[dict[str, Any]]:
     """Summaries of published runs, newest first. Unreadable ones are skipped."""
     runs = []
-    for summary in sorted((output_dir / "runs").glob("*/summary.json"), reverse=True):
+    for summary in sorted((output_dir / "runs").glob("*/summary.json"), key=_run_order, reverse=True):
         try:
             runs.append(json.loads(summary.read_text(encoding="utf-8")))
         except (OSError, json.JSONDecodeError):
             log.warning("skipping unreadable %s", summary)
     return runs
+
+
+def _run_order(summary: Path) -> tuple[str, int]:
+    """Run folders in time order: `<run-id>`, then `<run-id>-2`, `<run-id>-3`... for runs in one second."""
+    run_id, _, n = summary.parent.name.partition("-")
+    return run_id, int(n) if n.isdigit() else 1
 
 
 def publish(run: RunResult, output_dir: Path, extra_summary: dict[str, Any] | None = None) -> Path:
@@ -52,11 +58,12 @@ def publish(run: RunResult, output_dir: Path, extra_summary: dict[str, Any] | No
             f"cannot write to --output-dir {output_dir}: {exc.strerror}; make it writable or choose another"
         ) from None
     try:
-        summary = write_summary(run, staging, extra_summary)
+        final = _free_name(runs_dir, run.run_id)
+        # The history links runs by the summary's run_id: it must name the folder actually used.
+        summary = write_summary(run, staging, {**(extra_summary or {}), "run_id": final.name})
         write_tables(run, staging)
         write_report(run, summary, staging)
         staging.chmod(0o755)
-        final = _free_name(runs_dir, run.run_id)
         os.rename(staging, final)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)

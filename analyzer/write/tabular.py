@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy
@@ -57,12 +57,17 @@ def cell(value: object) -> object:
 
 
 def iso(value: datetime) -> str:
+    """ISO 8601 in UTC; a naive time is taken to be UTC already."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[object]) -> None:
     with path.open("w", encoding="utf-8", newline="") as stream:
-        writer = csv.writer(stream, lineterminator="\n")
+        # CRLF, as RFC 4180 has it: the csv module quotes a cell only for characters of the line
+        # terminator, and an unquoted carriage return in a label value would start a new row.
+        writer = csv.writer(stream, lineterminator="\r\n")
         writer.writerow(columns)
         for row in rows:
             writer.writerow([cell(getattr(row, c)) for c in columns])
