@@ -26,6 +26,7 @@ from analyzer.collect.sample_mesh import SampleMesh
 from analyzer.config import ReportConfig
 from analyzer.model.inventory import Dataplane
 from analyzer.model.traffic import OBSERVATION_COLUMNS, TIMELINE_COLUMNS, Traffic
+from analyzer.write.html import BLOCKER_ROWS
 from analyzer.write.publish import publish
 from tests.support.browser import BrowserError, Chromium, Page
 
@@ -387,7 +388,7 @@ def test_5000_workloads_and_40000_edges_stay_within_the_size_budget(browser: Chr
     html = page_file.read_text(encoding="utf-8")
     blockers = sum(1 for e in run.edges if e.blocker)
     assert f"Blockers: clients sending plaintext ({blockers:,})" in html
-    assert f"Showing 200 of {blockers:,} blockers" in html
+    assert f"Showing {BLOCKER_ROWS} of {blockers:,} blockers" in html
     for csv in ("edges.csv", "workloads.csv", "namespaces.csv"):
         assert f'href="{csv}"' in html
     _assert_links_resolve(page_file)

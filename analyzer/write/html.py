@@ -21,6 +21,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from analyzer.analyse.changes import LIST_LIMIT as CHANGE_LIST_LIMIT
 from analyzer.analyse.changes import mtls_shares
 from analyzer.model.report import VERDICT_ORDER, EdgeResult, NamespaceResult, RunResult, Verdict, WorkloadResult
 from analyzer.write import charts
@@ -29,8 +30,9 @@ from analyzer.write.tabular import iso
 log = logging.getLogger("mtls_readiness")
 
 TOP_ROWS = 200  # rows per table; the CSV files hold all
+BLOCKER_ROWS = 100  # blocker rows carry advice text: tall, so fewer
 NAMESPACE_SECTIONS = 150  # collapsible per-namespace sections
-ROWS_PER_NAMESPACE = 25
+ROWS_PER_NAMESPACE = 20
 HISTORY_ROWS = 400
 REMEDIATION_FILE = "remediation.yaml"
 JOB_KINDS = ("Job", "CronJob")
@@ -179,7 +181,7 @@ def render_report(run: RunResult, summary: dict[str, Any], history: Sequence[dic
             {"key": c.key, "title": c.title, "description": c.description, "svg": Markup(c.svg)}
             for c in charts.render_all(run, runs)
         ],
-        blockers=_top(blockers),
+        blockers=_top(blockers, BLOCKER_ROWS),
         namespaces=_top(namespaces, 2 * TOP_ROWS),
         sections=_namespace_sections(run, namespaces),
         ready_namespaces=[n for n in namespaces if n.verdict is Verdict.READY and n.remediation],
@@ -189,6 +191,7 @@ def render_report(run: RunResult, summary: dict[str, Any], history: Sequence[dic
         coverage=_coverage(run),
         injection={n.namespace: n.injection for n in run.namespaces},
         top=TOP_ROWS,
+        change_list_limit=CHANGE_LIST_LIMIT,
         rows_per_namespace=ROWS_PER_NAMESPACE,
         remediation_file=REMEDIATION_FILE if _remediation_documents(run) else "",
     )
