@@ -336,6 +336,40 @@ DATAPLANE_CASES = [
     dp(
         "template-ambient-annotation", Dataplane.AMBIENT, annotations={"ambient.istio.io/redirection": "enabled"}, ns={}
     ),
+    # Istio's own proxies run a container named istio-proxy but are not governed by PeerAuthentication.
+    dp(
+        "running-helm-ingress-gateway",
+        Dataplane.GATEWAY,
+        labels={"istio": "ingressgateway", "app": "istio-ingressgateway"},
+        annotations={**SIDECAR_STATUS, "inject.istio.io/templates": "gateway"},
+        spec={"containers": [PROXY]},
+        ns={},
+        running=True,
+    ),
+    dp(
+        "running-gateway-api-gateway",
+        Dataplane.GATEWAY,
+        labels={"gateway.networking.k8s.io/gateway-name": "edge"},
+        spec={"containers": [PROXY]},
+        ns={},
+        running=True,
+    ),
+    dp(
+        "running-waypoint",
+        Dataplane.GATEWAY,
+        labels={"gateway.istio.io/managed": "istio.io-mesh-controller"},
+        spec={"containers": [PROXY]},
+        ns=AMBIENT_NS,
+        running=True,
+    ),
+    dp(
+        "running-ztunnel",
+        Dataplane.GATEWAY,
+        labels={"app": "ztunnel"},
+        spec={"containers": [PROXY]},
+        ns={},
+        running=True,
+    ),
 ]
 
 

@@ -34,7 +34,13 @@ SECURITY_CRDS_MISSING = "Istio security CRDs not found"
 NETWORKING_CRDS_MISSING = "Istio networking CRDs not found"
 # Annotations kept in objects: only what says how Istio treats a pod or namespace. Anything else
 # (kubectl's last-applied-configuration, vault templates, tokens some tools park there) is dropped.
-KEPT_ANNOTATION_PREFIXES = ("sidecar.istio.io/", "ambient.istio.io/", "traffic.sidecar.istio.io/", "istio.io/rev")
+KEPT_ANNOTATION_PREFIXES = (
+    "sidecar.istio.io/",
+    "ambient.istio.io/",
+    "traffic.sidecar.istio.io/",
+    "istio.io/rev",
+    "inject.istio.io/templates",  # marks gateway pods
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,8 +155,22 @@ def _injected(labels: dict, annotations: dict, ns_labels: dict) -> bool:
     return called and (value == "" or str(value).lower() in {"y", "yes", "true", "on"})
 
 
+# Gateways, waypoints and ztunnel run a container named istio-proxy too, but PeerAuthentication
+# does not govern their listeners (Gateway TLS settings do), so they are not sidecars.
+_GATEWAY_LABELS = ("gateway.networking.k8s.io/gateway-name", "gateway.istio.io/managed", "istio.io/gateway-name")
+
+
+def _istio_infrastructure(labels: dict, annotations: dict) -> bool:
+    return (
+        any(key in labels for key in _GATEWAY_LABELS)
+        or labels.get("istio") in {"ingressgateway", "egressgateway", "eastwestgateway"}
+        or labels.get("app") == "ztunnel"
+        or "gateway" in str(annotations.get("inject.istio.io/templates", "")).split(",")
+    )
+
+
 def dataplane(pod_meta: dict, pod_spec: dict, ns: Namespace | None, *, running_pod: bool) -> Dataplane:
-    """Sidecar, ambient or none.
+    """Sidecar, ambient, gateway (Istio's own proxies) or none.
 
     A running pod is judged by what it has (the injector's status annotation or an istio-proxy
     container); a template by whether the injector would act on it.
@@ -164,6 +178,8 @@ def dataplane(pod_meta: dict, pod_spec: dict, ns: Namespace | None, *, running_p
     labels = pod_meta.get("labels") or {}
     annotations = pod_meta.get("annotations") or {}
     containers = [*(pod_spec.get("containers") or []), *(pod_spec.get("initContainers") or [])]
+    if _istio_infrastructure(labels, annotations):
+        return Dataplane.GATEWAY
     if "sidecar.istio.io/status" in annotations or any(c.get("name") == "istio-proxy" for c in containers):
         return Dataplane.SIDECAR
     if pod_spec.get("hostNetwork"):

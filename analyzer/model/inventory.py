@@ -11,6 +11,7 @@ from analyzer.model.policy import DestinationRule, PeerAuthentication
 class Dataplane(enum.StrEnum):
     SIDECAR = "sidecar"
     AMBIENT = "ambient"
+    GATEWAY = "gateway"  # ingress/egress gateways, waypoints, ztunnel: PeerAuthentication does not apply
     NONE = "none"
 
 
@@ -49,7 +50,8 @@ class Workload:
 
     @property
     def meshed(self) -> bool:
-        return self.dataplane is not Dataplane.NONE
+        """True when PeerAuthentication governs this workload's inbound traffic."""
+        return self.dataplane in (Dataplane.SIDECAR, Dataplane.AMBIENT)
 
 
 @dataclass(slots=True)
