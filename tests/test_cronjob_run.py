@@ -27,6 +27,7 @@ from tests.test_deploy import (
     Dockerfile,
     job_container,
     job_environment,
+    job_pod_spec,
     load_dockerfile,
     one,
     render,
@@ -225,10 +226,23 @@ def test_the_job_lists_exactly_what_its_cluster_role_grants(
     assert api_groups_listed(api.calls) == granted
 
 
-def test_a_second_night_publishes_a_new_run_and_keeps_the_first(
+def readable_by(path: Path, *, owner: tuple[int, int], reader: tuple[int, int]) -> bool:
+    """Whether a process running as `reader` (uid, gid) could read `path` inside the cluster, where
+    the job running as `owner` created it: the mode bits are this run's, the ownership the pod's."""
+    mode = path.lstat().st_mode
+    need = 0o5 if path.is_dir() else 0o4
+    if reader[0] == owner[0]:
+        return (mode >> 6) & need == need
+    if reader[1] == owner[1]:
+        return (mode >> 3) & need == need
+    return mode & need == need
+
+
+def test_a_second_night_publishes_a_new_run_that_nginx_can_serve(
     objects, dockerfile, prometheus_for, kube_api_factory, tmp_path
 ):
-    """Runs share the report volume: the newest becomes latest, the history lists both."""
+    """Runs share the report volume: the newest becomes latest, the history lists both, and the
+    nginx overlay's user can read every file the job published."""
     api = kube_api_factory(demo_meshes.walkthrough())
     url = prometheus_for("walkthrough")
     run = start_job(objects, dockerfile, tmp_path / "pod", url, api.write_kubeconfig(tmp_path / "kc"))
@@ -243,3 +257,12 @@ def test_a_second_night_publishes_a_new_run_and_keeps_the_first(
     assert (reports / "latest").resolve() == runs[-1].resolve()
     history = (reports / "index.html").read_text(encoding="utf-8")
     assert all(f'href="runs/{r.name}/index.html"' in history for r in runs)
+
+    job_context = job_pod_spec(objects)["securityContext"]
+    nginx = one(render(CRONJOB / "overlays" / "nginx"), "Deployment")["spec"]["template"]["spec"]["securityContext"]
+    owner = (job_context["runAsUser"], job_context["fsGroup"])
+    reader = (nginx["runAsUser"], nginx["runAsGroup"])
+    published = [reports, *reports.rglob("*")]
+    assert len(published) > 10
+    unreadable = [p for p in published if not readable_by(p, owner=owner, reader=reader)]
+    assert unreadable == [], f"nginx (uid {reader[0]}) could not read {unreadable}"

@@ -730,13 +730,14 @@ def test_the_openshift_example_leaves_the_uid_to_the_scc_and_can_query_thanos():
 # -- the nginx overlay ----------------------------------------------------------------------------
 
 
-def test_nginx_serves_the_report_volume_read_only():
+def test_nginx_serves_the_report_volume_read_only(dockerfile):
     objects = render(CRONJOB / "overlays" / "nginx")
     deployment = one(objects, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
     assert container["image"].startswith(NGINX_IMAGE + ":")
-    _assert_container_hardened(container, uid=101)
+    uid, _ = dockerfile.user
+    _assert_container_hardened(container, uid=uid)
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     volumes = {v["name"]: v for v in pod["volumes"]}
