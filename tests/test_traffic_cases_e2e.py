@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from analyzer.collect import queries
 from analyzer.collect.sample_mesh import Flow, MeshWorkload, SampleMesh, destination_rule_disable
 from analyzer.model.inventory import Dataplane
 from tests.test_walkthrough_e2e import Report, read_latest, run_report, short_history, write_policies
@@ -261,6 +262,36 @@ def test_a_short_jobs_single_burst_is_counted_as_plaintext(cases: Served, now: d
     seen = datetime.fromisoformat(plain["last_plaintext_seen"].replace("Z", "+00:00"))
     assert abs(seen - (now - BURST_AGO)) < timedelta(minutes=20), seen
     assert report.namespaces["batch"]["verdict"] == "BLOCKED"
+
+
+@pytest.mark.parametrize("step", [timedelta(minutes=8), timedelta(hours=1)], ids=["8m steps", "1h steps"])
+def test_the_burst_lands_in_exactly_one_timeline_step_wherever_the_steps_fall(
+    cases: Served, now: datetime, step: timedelta
+) -> None:
+    """The timeline query behind first/last seen, at every alignment of its steps with the scrapes."""
+    born = now - BURST_AGO + timedelta(minutes=5)  # the first scrape after the burst
+    promql = queries.PlaintextTimeline(queries.TCP_OPENED, step).promql()
+    for shift in range(10):
+        end = now + timedelta(minutes=shift)
+        params = {
+            "query": promql,
+            "start": (end - timedelta(days=1)).timestamp(),
+            "end": end.timestamp(),
+            "step": f"{int(step.total_seconds())}s",
+        }
+        answer = requests.get(f"{cases.url}/api/v1/query_range", params=params, timeout=30)
+        answer.raise_for_status()
+        points = [
+            (datetime.fromtimestamp(t, UTC), float(v))
+            for series in answer.json()["data"]["result"]
+            if series["metric"]["destination_workload"] == "warehouse"
+            for t, v in series["values"]
+            if float(v) > 0
+        ]
+        assert len(points) == 1, (shift, points)
+        at, count = points[0]
+        assert count == 10, (shift, points)
+        assert born <= at < born + step, (shift, at)
 
 
 def test_a_lookback_longer_than_the_data_is_never_ready(cases: Served, tmp_path: Path) -> None:

@@ -29,9 +29,12 @@ def classify(observations: pd.DataFrame, inventory: Inventory) -> pd.DataFrame:
         for ns, wl in zip(frame["destination_namespace"], frame["destination_workload"], strict=True)
     ]
     csp = frame["connection_security_policy"]
+    # Only ztunnel's inbound view reads "unknown" as plaintext; a client's own series (reporter
+    # "source") always says "unknown". Rows without a reporter (the timeline) are server side.
+    inbound = frame["reporter"] == "destination" if "reporter" in frame.columns else True
     security = pd.Series(UNREADABLE, index=frame.index, dtype="object")
     security[csp == "mutual_tls"] = MTLS
     security[csp == "none"] = PLAINTEXT
-    security[(csp == "unknown") & pd.Series(dest_ambient, index=frame.index)] = PLAINTEXT
+    security[(csp == "unknown") & pd.Series(dest_ambient, index=frame.index) & inbound] = PLAINTEXT
     frame["security"] = security
     return frame

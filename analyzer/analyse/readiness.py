@@ -71,8 +71,8 @@ def judge_workload(
         return Verdict.DISABLED, []
     if evidence.plaintext > 0:
         return Verdict.BLOCKED, [f"plaintext from {', '.join(sorted(evidence.plaintext_sources))}"]
-    if doubts:
-        return Verdict.UNKNOWN, doubts
+    if doubts or evidence.unreadable > 0:  # traffic whose security cannot be read is a doubt in itself
+        return Verdict.UNKNOWN, doubts or [f"{evidence.unreadable:g} requests/connections could not be classified"]
     if evidence.mtls > 0:
         return Verdict.READY, []
     return Verdict.NO_TRAFFIC, ["no inbound traffic in the window"]
@@ -84,7 +84,7 @@ def judge_change(before: Resolution, evidence: Evidence, doubts: list[str]) -> V
         return Verdict.ENFORCED
     if evidence.plaintext > 0:
         return Verdict.BLOCKED
-    if doubts:
+    if doubts or evidence.unreadable > 0:
         return Verdict.UNKNOWN
     return Verdict.READY if evidence.mtls > 0 else Verdict.NO_TRAFFIC
 
