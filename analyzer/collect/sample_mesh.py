@@ -113,9 +113,10 @@ class SampleMesh:
         engine = PolicyEngine(inventory.peer_authentications, self.root_namespace)
         begin = end - self.history
         times = [begin + step * i for i in range(int(self.history / step) + 1)]
+        by_ref = {w.ref: w for w in self.workloads}
         for flow in self.flows:
-            dest = self.workload(flow.destination)
-            src = self.workload(flow.source) if flow.source else None
+            dest = by_ref[flow.destination]
+            src = by_ref[flow.source] if flow.source else None
             dest_mode = engine.resolve(dest.namespace, dest.pod_labels)
             plaintext = flow.plaintext
             if plaintext is None:  # auto mTLS: needs a client sidecar and a server that accepts mTLS

@@ -27,6 +27,7 @@ log = logging.getLogger("mtls_readiness")
 def _atomic_text(path: Path, text: str) -> None:
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=".tmp-", delete=False) as tmp:
         tmp.write(text)
+    os.chmod(tmp.name, 0o644)  # served by a web server running as another user (the nginx overlay)
     os.replace(tmp.name, path)
 
 
