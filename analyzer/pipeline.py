@@ -23,7 +23,7 @@ from analyzer.model.inventory import Inventory
 from analyzer.model.policy import PeerAuthentication
 from analyzer.model.report import RunResult
 from analyzer.model.traffic import Traffic
-from analyzer.write.publish import publish
+from analyzer.write.publish import check_writable, publish
 
 log = logging.getLogger("mtls_readiness")
 
@@ -115,6 +115,7 @@ def inputs(
 def report(config: ReportConfig, *, sample: str | None = None) -> tuple[RunResult, Path]:
     """The nightly job: read policies, collect traffic, analyse, publish."""
     now = datetime.now(UTC).replace(microsecond=0)
+    check_writable(config.output_dir)
     inventory, source = inputs(config, sample=sample, now=now)
     result = analyse_run(inventory, source, config, now)
     # Read the previous run before this one replaces `latest`: night-over-night changes.

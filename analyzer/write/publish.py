@@ -48,6 +48,18 @@ def _run_order(summary: Path) -> tuple[str, int]:
     return run_id, int(n) if n.isdigit() else 1
 
 
+def check_writable(output_dir: Path) -> None:
+    """Fail before the long collection when the run could not be published anyway."""
+    try:
+        (output_dir / "runs").mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output_dir / "runs"):
+            pass
+    except OSError as exc:
+        raise UserError(
+            f"cannot write to --output-dir {output_dir}: {exc.strerror}; make it writable or choose another"
+        ) from None
+
+
 def publish(run: RunResult, output_dir: Path, extra_summary: dict[str, Any] | None = None) -> Path:
     """Write every file of the run, then publish it. Returns the run folder."""
     runs_dir = output_dir / "runs"
