@@ -20,6 +20,6 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 
-.venv/bin/ruff check analyzer tests benchmarks
-.venv/bin/ruff format --check analyzer tests benchmarks
+.venv/bin/ruff check analyzer tests benchmarks notebooks
+.venv/bin/ruff format --check analyzer tests benchmarks notebooks
 exec .venv/bin/python -m pytest "$@"

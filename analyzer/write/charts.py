@@ -13,10 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: the job and CI have no display
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
