@@ -298,3 +298,14 @@ def test_analyse_the_same_mtls_without_doubt_is_ready() -> None:
     assert cart.verdict is Verdict.READY
     assert result.mesh.verdict is Verdict.READY
     assert result.complete
+
+
+def test_gateways_are_not_meshed_whatever_their_traffic() -> None:
+    gateway = Workload(
+        "istio-system", "istio-ingressgateway", "Deployment", {"istio": "ingressgateway"}, Dataplane.GATEWAY
+    )
+    evidence = Evidence(mtls=10.0)
+    verdict, reasons = judge_workload(gateway, Resolution(Mode.PERMISSIVE, "default", "default"), evidence, [])
+    assert verdict is Verdict.NOT_MESHED
+    assert "Gateway TLS" in reasons[0]
+    assert not gateway.meshed

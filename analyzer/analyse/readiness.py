@@ -59,6 +59,10 @@ def judge_workload(
 ) -> tuple[Verdict, list[str]]:
     """The verdict for one destination workload and why; never READY without full evidence."""
     if workload is not None and not workload.meshed:
+        if workload.dataplane is Dataplane.GATEWAY:
+            return Verdict.NOT_MESHED, [
+                "an Istio gateway or waypoint: its listeners follow Gateway TLS, not PeerAuthentication"
+            ]
         return Verdict.NOT_MESHED, ["no sidecar and not ambient: PeerAuthentication does not apply"]
     if any(d.startswith("labels unknown") for d in doubts):
         # The mode cannot be resolved; plaintext arriving still proves it is not STRICT.
@@ -400,7 +404,7 @@ class Analysis:
         source = self.inventory.workload(row.source_namespace, row.source_workload)
         if source is None:
             return "unknown"
-        return "meshed" if source.meshed else "unmeshed"
+        return "unmeshed" if source.dataplane is Dataplane.NONE else "meshed"  # gateways are meshed clients
 
     def _advice(self, row, kind: str) -> str:
         if kind == "meshed":
