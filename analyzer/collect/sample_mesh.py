@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import IO
 
 from analyzer.analyse.policy_engine import PolicyEngine
 from analyzer.collect.manifests import build_inventory
@@ -108,7 +109,20 @@ class SampleMesh:
     # -- the Prometheus side --------------------------------------------------------------------
 
     def series(self, end: datetime, step: timedelta = timedelta(minutes=5)) -> Iterator[Series]:
-        """Every counter series Istio would export, sampled every `step` up to `end`."""
+        """Every counter series Istio would export, sampled every `step` up to `end`.
+
+        Flows that share all labels (say two sidecar-less callers of one workload, both
+        `unknown` at the server) are one counter in the proxy, so their samples are summed.
+        """
+        merged: dict[tuple[str, tuple[tuple[str, str], ...]], dict[datetime, float]] = {}
+        for s in self._flow_series(end, step):
+            samples = merged.setdefault((s.metric, tuple(sorted(s.labels.items()))), {})
+            for t, value in s.samples:
+                samples[t] = samples.get(t, 0.0) + value
+        for (metric, labels), samples in merged.items():
+            yield Series(metric, dict(labels), sorted(samples.items()))
+
+    def _flow_series(self, end: datetime, step: timedelta) -> Iterator[Series]:
         inventory = build_inventory((m, "sample mesh") for m in self.manifests())
         engine = PolicyEngine(inventory.peer_authentications, self.root_namespace)
         begin = end - self.history
@@ -201,6 +215,10 @@ class SampleMesh:
     def to_openmetrics(self, end: datetime, step: timedelta = timedelta(minutes=5)) -> str:
         return "".join(openmetrics_lines(self.series(end, step)))
 
+    def write_openmetrics(self, stream: IO[str], end: datetime, step: timedelta = timedelta(minutes=5)) -> None:
+        """Like to_openmetrics, streamed: large meshes never hold the whole text in memory."""
+        stream.writelines(openmetrics_lines(self.series(end, step)))
+
 
 @dataclass(frozen=True, slots=True)
 class Series:
@@ -239,7 +257,8 @@ def openmetrics_lines(series: Iterator[Series]) -> Iterator[str]:
         for s in group:
             label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(s.labels.items()))
             for t, value in s.samples:
-                yield f"{metric}{{{label_text}}} {value:g} {t.timestamp():.3f}\n"
+                # 15 significant digits: `:g` would round a big counter to six
+                yield f"{metric}{{{label_text}}} {value:.15g} {t.timestamp():.3f}\n"
     yield "# EOF\n"
 
 

@@ -107,6 +107,9 @@ def serve_mesh(
 ) -> PrometheusServer:
     """Start a Prometheus holding what `mesh` would have exported up to `now`."""
     server = PrometheusServer(workdir, extra_args=extra_args)
-    server.load(mesh.to_openmetrics(now, scrape))
+    data = workdir / "data.om"
+    with data.open("w", encoding="utf-8") as stream:
+        mesh.write_openmetrics(stream, now, scrape)
+    server.load_file(data)
     server.start()
     return server
