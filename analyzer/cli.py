@@ -28,22 +28,22 @@ def env_name(flag: str) -> str:
     return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
 
 
-def _apply_env_twins(parser: argparse.ArgumentParser) -> None:
-    """Defaults from the environment; the command line still wins."""
-    for action in parser._actions:  # argparse has no public iterator over its actions
-        long = next((o for o in action.option_strings if o.startswith("--")), None)
-        if long is None or long in ("--help", "--version"):
-            continue
-        value = os.environ.get(env_name(long))
-        if value is None:
-            continue
-        if isinstance(action, argparse._StoreTrueAction):
-            action.default = value.strip().lower() in ("1", "true", "yes", "on")
-        elif isinstance(action, argparse._AppendAction):
-            action.default = [line.strip() for line in value.splitlines() if line.strip()]
-        else:
-            action.default = value
-        action.required = False
+def _env_default(names: tuple[str, ...], kwargs: dict) -> dict:
+    """Take a flag's default from its environment twin; the command line still wins."""
+    long = next((n for n in names if n.startswith("--")), None)
+    if long is None or long in ("--help", "--version"):
+        return kwargs
+    value = os.environ.get(env_name(long))
+    if value is None:
+        return kwargs
+    action = kwargs.get("action")
+    if action == "store_true":
+        default: object = value.strip().lower() in ("1", "true", "yes", "on")
+    elif action == "append":
+        default = [line.strip() for line in value.splitlines() if line.strip()]
+    else:
+        default = value  # argparse applies `type` to string defaults
+    return {**kwargs, "default": default, "required": False}
 
 
 def _lookback(text: str) -> str:
@@ -103,8 +103,12 @@ def _add_kube(p: argparse.ArgumentParser) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """A usage error is bad input: exit 1 with one line (CONTRACT.md), not argparse's exit 2, which
-    would tell a CronJob's script that a report was written, and not a usage block."""
+    """Every flag gets its environment twin. A usage error is bad input: exit 1 with one line
+    (CONTRACT.md), not argparse's exit 2, which would tell a CronJob's script that a report was
+    written, and not a usage block. Subparsers are built with this same class."""
+
+    def add_argument(self, *names: str, **kwargs):  # type: ignore[override]
+        return super().add_argument(*names, **_env_default(names, kwargs))
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_FAILED, f"{self.prog}: error: {message}; see {self.prog} --help\n")
@@ -148,8 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--output", required=True, metavar="FILE", help="YAML file to write ('-': stdout)")
     _add_kube(snap)
 
-    for p in (parser, rep, demo, whatif, snap):
-        _apply_env_twins(p)
     return parser
 
 
