@@ -24,8 +24,8 @@ import yaml
 from analyzer.cli import main
 from analyzer.collect import demo_meshes
 from analyzer.collect.sample_mesh import SampleMesh, peer_authentication
+from tests.support.e2e import LOOKBACK, run_report, short_history, write_policies
 from tests.support.prometheus import free_port
-from tests.test_walkthrough_e2e import LOOKBACK, run_report, short_history, write_policies
 
 REPO = Path(__file__).resolve().parents[1]
 

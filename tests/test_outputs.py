@@ -27,7 +27,7 @@ from analyzer.collect.sample_mesh import Flow, MeshWorkload, SampleMesh
 from analyzer.model.traffic import OBSERVATION_COLUMNS, TIMELINE_COLUMNS, Traffic
 from analyzer.write.publish import publish
 from analyzer.write.tabular import cell
-from tests.test_walkthrough_e2e import Report, read_csv, run_report, short_history, write_policies
+from tests.support.e2e import Report, read_csv, run_report, short_history, write_policies
 
 SCRIPT = "<script>alert(1)</script>"
 FORMULAS = ['=HYPERLINK("http://evil.example","x")', "+cmd", "-2+3", "@SUM(A1)"]

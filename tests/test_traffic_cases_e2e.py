@@ -20,7 +20,7 @@ import requests
 from analyzer.collect import queries
 from analyzer.collect.sample_mesh import Flow, MeshWorkload, SampleMesh, destination_rule_disable
 from analyzer.model.inventory import Dataplane
-from tests.test_walkthrough_e2e import Report, read_latest, run_report, short_history, write_policies
+from tests.support.e2e import Report, read_latest, run_report, short_history, write_policies
 
 INJECT = {"istio-injection": "enabled"}
 AMBIENT_NS = {"istio.io/dataplane-mode": "ambient"}
