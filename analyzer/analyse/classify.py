@@ -24,10 +24,9 @@ def classify(observations: pd.DataFrame, inventory: Inventory) -> pd.DataFrame:
         frame["security"] = pd.Series(dtype="object")
         return frame
     ambient = {key for key, w in inventory.workloads.items() if w.dataplane is Dataplane.AMBIENT}
-    dest_ambient = [
-        (ns, wl) in ambient
-        for ns, wl in zip(frame["destination_namespace"], frame["destination_workload"], strict=True)
-    ]
+    # Vectorised: a Python loop over every row showed in profiles of 40,000-edge runs.
+    destinations = pd.MultiIndex.from_arrays([frame["destination_namespace"], frame["destination_workload"]])
+    dest_ambient = destinations.isin(list(ambient)) if ambient else [False] * len(frame)
     csp = frame["connection_security_policy"]
     # Only ztunnel's inbound view reads "unknown" as plaintext; a client's own series (reporter
     # "source") always says "unknown". Rows without a reporter (the timeline) are server side.
