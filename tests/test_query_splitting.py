@@ -38,11 +38,8 @@ MAX_PARALLEL = 3
 
 
 def small_mesh() -> SampleMesh:
-    """Eight namespaces, half a day of history (backfill time grows with history). Unmeshed and
-    plaintext-TCP callers are left out: their server-side series share labels (source "unknown"),
-    and promtool rejects the same series written twice."""
+    """Eight namespaces, half a day of history (backfill time grows with history)."""
     mesh = demo_meshes.synthetic(48, 250, namespaces=8, unmeshed_every=10**6)
-    mesh.flows = [f for f in mesh.flows if not (f.plaintext and f.protocol == "tcp")]
     mesh.history = timedelta(hours=12)
     return mesh
 

@@ -1,0 +1,94 @@
+"""One report run with its phases timed; benchmarks/run.py starts it in a fresh process.
+
+The steps are those of `pipeline.report` (policies, collect, analyse, publish), called one by one
+so each can be timed; the traffic source is wrapped only to time `collect`. Prints JSON: phase
+seconds, this process's peak RSS, and every request the Prometheus client sent (for replay).
+"""
+
+from __future__ import annotations
+
+import time
+
+_started = time.perf_counter()
+
+import argparse  # noqa: E402 (imports are timed too)
+import json  # noqa: E402
+import resource  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from analyzer import pipeline  # noqa: E402
+from analyzer.collect.prometheus import PrometheusSettings, PrometheusTrafficSource  # noqa: E402
+from analyzer.config import ReportConfig  # noqa: E402
+from analyzer.model.traffic import Traffic  # noqa: E402
+from analyzer.write.publish import publish  # noqa: E402
+
+IMPORTS_S = time.perf_counter() - _started
+
+
+class TimedSource:
+    """The real traffic source, with the time its collect() took."""
+
+    def __init__(self, inner: PrometheusTrafficSource):
+        self.inner = inner
+        self.source = inner.source
+        self.seconds = 0.0
+
+    def collect(self, window_start: datetime, window_end: datetime) -> Traffic:
+        started = time.perf_counter()
+        try:
+            return self.inner.collect(window_start, window_end)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--prometheus-url", required=True)
+    parser.add_argument("--policies-from", required=True)
+    parser.add_argument("--output-dir", type=Path, required=True)
+    parser.add_argument("--lookback", default="7d")
+    parser.add_argument("--max-parallel", type=int, default=PrometheusSettings(url="").max_parallel)
+    args = parser.parse_args()
+    config = ReportConfig(
+        lookback=args.lookback,
+        policies_from=args.policies_from,
+        output_dir=args.output_dir,
+        prometheus=PrometheusSettings(url=args.prometheus_url, max_parallel=args.max_parallel),
+    )
+    phases = {"imports": IMPORTS_S}
+
+    started = time.perf_counter()
+    inventory = pipeline.load_policies(config)
+    phases["policies"] = time.perf_counter() - started
+
+    inner = pipeline.prometheus_source(config)
+    assert isinstance(inner, PrometheusTrafficSource)
+    source = TimedSource(inner)
+    started = time.perf_counter()
+    result = pipeline.analyse_run(inventory, source, config, datetime.now(UTC))
+    phases["collect"] = source.seconds
+    phases["analyse"] = time.perf_counter() - started - source.seconds
+
+    started = time.perf_counter()
+    folder = publish(result, config.output_dir)
+    phases["write"] = time.perf_counter() - started
+
+    print(
+        json.dumps(
+            {
+                "phases_s": phases,
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
+                "workloads": len(result.workloads),
+                "edges": len(result.edges),
+                "timeline_rows": len(result.timeline),
+                "failed_queries": [w for w in result.warnings if w.startswith("query failed")],
+                "requests_sent": inner.client.requests_sent,
+                "folder": str(folder),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Benchmark the report job against the bare PromQL it sends, on synthetic meshes in a real Prometheus.
+
+For each size, in one run (generation and backfill are timed but kept out of every ratio):
+1. `benchmarks/job.py` runs the report steps with each phase timed, and lists the requests the
+   Prometheus client sent (it also warms Prometheus's caches for what follows);
+2. those requests are replayed with plain `requests` through a pool as wide as the job's
+   (HTTP round trips and bodies only: no JSON parsing): the bare PromQL;
+3. the real `mtls-readiness report` runs in a fresh process: wall time, peak RSS (wait4), report size;
+4. the replay runs again; the bare PromQL time is the faster of the two replays.
+
+    python -m benchmarks.run --sizes 500x4000,5000x40000 --scrape 1h --out bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+import yaml
+
+from analyzer.collect import demo_meshes
+from analyzer.collect.prometheus import PrometheusSettings
+from analyzer.config import parse_duration
+from benchmarks.backfill import serve
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(slots=True)
+class Result:
+    workloads: int
+    edges: int
+    scrape: str
+    lookback: str
+    series: int
+    samples: int
+    generate_s: float
+    requests: int
+    bare_promql_s: float
+    job_wall_s: float
+    job_vs_promql: float
+    job_peak_rss_mib: float
+    job_exit_code: int
+    report_mib: float
+    report_files: int
+    phases_s: dict[str, float]
+    analyse_write_vs_collect: float
+    collect_vs_promql: float
+    phased_run_peak_rss_mib: float
+    failed_queries: list[str]
+
+
+def replay(url: str, sent: list[tuple[str, dict]], width: int) -> float:
+    """Seconds to send every request again and read every answer, `width` at a time."""
+    session = requests.Session()
+
+    def one(item: tuple[str, dict]) -> None:
+        path, params = item
+        if path.startswith("label/"):
+            answer = session.get(f"{url}/api/v1/{path}", params=params, timeout=600)
+        else:
+            answer = session.post(f"{url}/api/v1/{path}", data=params, timeout=600)
+        answer.raise_for_status()
+        _ = answer.content
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=width) as pool:
+        list(pool.map(one, sent))
+    elapsed = time.perf_counter() - started
+    session.close()
+    return elapsed
+
+
+def run_measured(command: list[str], log: Path) -> tuple[float, int, float]:
+    """Wall seconds, exit code and peak RSS (MiB) of one child process, by wait4."""
+    with log.open("w") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)  # wait4 reaped it; tell Popen
+    return elapsed, process.returncode, usage.ru_maxrss / 1024
+
+
+def folder_size(folder: Path) -> tuple[int, int]:
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files), len(files)
+
+
+def bench_size(workloads: int, edges: int, scrape: str, lookback: str, width: int, workdir: Path) -> Result:
+    print(f"[{workloads}/{edges}] generating and backfilling", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    mesh = demo_meshes.synthetic(workloads, edges)
+    policies = workdir / "policies"
+    policies.mkdir(parents=True)
+    (policies / "mesh.yaml").write_text(yaml.safe_dump_all(mesh.manifests()), encoding="utf-8")
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    loaded = serve(mesh, workdir / "prometheus", now, parse_duration(scrape))
+    generate_s = time.perf_counter() - started
+    url = loaded.server.url
+    try:
+        print(f"[{workloads}/{edges}] phased run", file=sys.stderr, flush=True)
+        job = [sys.executable, "-m", "benchmarks.job", "--prometheus-url", url, "--policies-from", str(policies)]
+        job += ["--output-dir", str(workdir / "phased"), "--lookback", lookback, "--max-parallel", str(width)]
+        _, code, phased_rss = run_measured(job, workdir / "phased.log")
+        if code != 0:
+            raise RuntimeError(f"benchmarks.job failed: {(workdir / 'phased.log').read_text()[-2000:]}")
+        phased = json.loads((workdir / "phased.log").read_text().strip().splitlines()[-1])
+        sent = [tuple(item) for item in phased["requests_sent"]]
+
+        print(f"[{workloads}/{edges}] replay, report job, replay", file=sys.stderr, flush=True)
+        first = replay(url, sent, width)
+        cli = [sys.executable, "-m", "analyzer", "--log-level", "WARNING", "report", "--prometheus-url", url]
+        cli += ["--policies-from", str(policies), "--output-dir", str(workdir / "reports"), "--lookback", lookback]
+        job_s, job_code, job_rss = run_measured(cli, workdir / "report.log")
+        if job_code not in (0, 2):  # 2: a complete run that found incomplete data
+            raise RuntimeError(f"report failed ({job_code}): {(workdir / 'report.log').read_text()[-2000:]}")
+        bare = min(first, replay(url, sent, width))
+    finally:
+        loaded.server.stop()
+    size, files = folder_size((workdir / "reports" / "latest").resolve())
+    phases = {k: round(v, 3) for k, v in phased["phases_s"].items()}
+    return Result(
+        workloads=workloads,
+        edges=edges,
+        scrape=scrape,
+        lookback=lookback,
+        series=loaded.series,
+        samples=loaded.samples,
+        generate_s=round(generate_s, 1),
+        requests=len(sent),
+        bare_promql_s=round(bare, 3),
+        job_wall_s=round(job_s, 3),
+        job_vs_promql=round(job_s / bare, 2),
+        job_peak_rss_mib=round(job_rss, 1),
+        job_exit_code=job_code,
+        report_mib=round(size / 2**20, 2),
+        report_files=files,
+        phases_s=phases,
+        analyse_write_vs_collect=round((phases["analyse"] + phases["write"]) / phases["collect"], 2),
+        collect_vs_promql=round(phases["collect"] / bare, 2),
+        phased_run_peak_rss_mib=round(phased_rss, 1),
+        failed_queries=phased["failed_queries"],
+    )
+
+
+def table(results: list[Result]) -> str:
+    head = (
+        "workloads/edges  series   bare PromQL  job wall  job/PromQL  collect/PromQL  "
+        "(analyse+write)/collect  peak RSS  report"
+    )
+    lines = [head, "-" * len(head)]
+    for r in results:
+        lines.append(
+            f"{r.workloads:>6}/{r.edges:<8} {r.series:>7} {r.bare_promql_s:>11.2f}s {r.job_wall_s:>8.2f}s "
+            f"{r.job_vs_promql:>10.1f}x {r.collect_vs_promql:>14.1f}x {r.analyse_write_vs_collect:>23.1f}x "
+            f"{r.job_peak_rss_mib:>6.0f} MiB {r.report_mib:>5.1f} MiB"
+        )
+        phases = ", ".join(f"{k} {v:.2f}s" for k, v in r.phases_s.items())
+        lines.append(f"{'':16} phases: {phases}; generation+backfill {r.generate_s:.0f}s (not measured)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="500x4000,5000x40000", help="WORKLOADSxEDGES, comma-separated")
+    parser.add_argument("--scrape", default="1h", help="sample interval of the synthetic data (default: 1h)")
+    parser.add_argument("--lookback", default="7d", help="the job's --lookback (data spans 8 days)")
+    parser.add_argument("--max-parallel", type=int, default=PrometheusSettings(url="").max_parallel)
+    parser.add_argument("--out", type=Path, required=True, help="where to write the results as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (TSDB, reports, logs)")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="mtls-bench-"))
+    results = []
+    try:
+        for size in args.sizes.split(","):
+            workloads, _, edges = size.strip().partition("x")
+            folder = workdir / size.strip()
+            results.append(
+                bench_size(int(workloads), int(edges), args.scrape, args.lookback, args.max_parallel, folder)
+            )
+            if not args.keep:
+                shutil.rmtree(folder / "prometheus", ignore_errors=True)
+    finally:
+        if args.keep:
+            print(f"work folder kept: {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                "results": [asdict(r) for r in results],
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
