@@ -13,7 +13,6 @@ _started = time.perf_counter()
 
 import argparse  # noqa: E402 (imports are timed too)
 import json  # noqa: E402
-import resource  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -22,6 +21,7 @@ from analyzer.collect.prometheus import PrometheusSettings, PrometheusTrafficSou
 from analyzer.config import ReportConfig  # noqa: E402
 from analyzer.model.traffic import Traffic  # noqa: E402
 from analyzer.write.publish import publish  # noqa: E402
+from benchmarks.peak import peak_rss_mib  # noqa: E402
 
 IMPORTS_S = time.perf_counter() - _started
 
@@ -42,6 +42,10 @@ class TimedSource:
             self.seconds += time.perf_counter() - started
 
 
+def _peak_mib() -> float:
+    return peak_rss_mib()  # VmHWM: ru_maxrss would count the parent's memory from before exec
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prometheus-url", required=True)
@@ -57,10 +61,12 @@ def main() -> None:
         prometheus=PrometheusSettings(url=args.prometheus_url, max_parallel=args.max_parallel),
     )
     phases = {"imports": IMPORTS_S}
+    peaks = {"imports": _peak_mib()}  # the process's peak so far, after each phase
 
     started = time.perf_counter()
     inventory = pipeline.load_policies(config)
     phases["policies"] = time.perf_counter() - started
+    peaks["policies"] = _peak_mib()
 
     inner = pipeline.prometheus_source(config)
     assert isinstance(inner, PrometheusTrafficSource)
@@ -69,16 +75,19 @@ def main() -> None:
     result = pipeline.analyse_run(inventory, source, config, datetime.now(UTC))
     phases["collect"] = source.seconds
     phases["analyse"] = time.perf_counter() - started - source.seconds
+    peaks["collect+analyse"] = _peak_mib()
 
     started = time.perf_counter()
     folder = publish(result, config.output_dir)
     phases["write"] = time.perf_counter() - started
+    peaks["write"] = _peak_mib()
 
     print(
         json.dumps(
             {
                 "phases_s": phases,
-                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
+                "peak_rss_mib": _peak_mib(),
+                "peak_rss_after_mib": peaks,
                 "workloads": len(result.workloads),
                 "edges": len(result.edges),
                 "timeline_rows": len(result.timeline),

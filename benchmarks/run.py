@@ -5,7 +5,7 @@ For each size, in one run (generation and backfill are timed but kept out of eve
    Prometheus client sent (it also warms Prometheus's caches for what follows);
 2. those requests are replayed with plain `requests` through a pool as wide as the job's
    (HTTP round trips and bodies only: no JSON parsing): the bare PromQL;
-3. the real `mtls-readiness report` runs in a fresh process: wall time, peak RSS (wait4), report size;
+3. the real `mtls-readiness report` runs in a fresh process: wall time, peak RSS (VmHWM), report size;
 4. the replay runs again; the bare PromQL time is the faster of the two replays.
 
     python -m benchmarks.run --sizes 500x4000,5000x40000 --scrape 1h --out bench.json
@@ -58,6 +58,8 @@ class Result:
     analyse_write_vs_collect: float
     collect_vs_promql: float
     phased_run_peak_rss_mib: float
+    phased_run_peak_rss_after_mib: dict[str, float]
+    timeline_rows: int
     failed_queries: list[str]
 
 
@@ -82,15 +84,15 @@ def replay(url: str, sent: list[tuple[str, dict]], width: int) -> float:
     return elapsed
 
 
-def run_measured(command: list[str], log: Path) -> tuple[float, int, float]:
-    """Wall seconds, exit code and peak RSS (MiB) of one child process, by wait4."""
+def run_measured(module_args: list[str], log: Path) -> tuple[float, int, float]:
+    """Wall seconds, exit code and peak RSS (MiB) of `python -m MODULE ARGS` in a fresh process."""
+    peak = log.with_suffix(".peak.json")
+    command = [sys.executable, "-m", "benchmarks.peak", str(peak), *module_args]
     with log.open("w") as out:
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-        _, status, usage = os.wait4(process.pid, 0)
+        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, check=False).returncode
         elapsed = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)  # wait4 reaped it; tell Popen
-    return elapsed, process.returncode, usage.ru_maxrss / 1024
+    return elapsed, code, json.loads(peak.read_text())["peak_rss_mib"]
 
 
 def folder_size(folder: Path) -> tuple[int, int]:
@@ -111,7 +113,7 @@ def bench_size(workloads: int, edges: int, scrape: str, lookback: str, width: in
     url = loaded.server.url
     try:
         print(f"[{workloads}/{edges}] phased run", file=sys.stderr, flush=True)
-        job = [sys.executable, "-m", "benchmarks.job", "--prometheus-url", url, "--policies-from", str(policies)]
+        job = ["benchmarks.job", "--prometheus-url", url, "--policies-from", str(policies)]
         job += ["--output-dir", str(workdir / "phased"), "--lookback", lookback, "--max-parallel", str(width)]
         _, code, phased_rss = run_measured(job, workdir / "phased.log")
         if code != 0:
@@ -121,7 +123,7 @@ def bench_size(workloads: int, edges: int, scrape: str, lookback: str, width: in
 
         print(f"[{workloads}/{edges}] replay, report job, replay", file=sys.stderr, flush=True)
         first = replay(url, sent, width)
-        cli = [sys.executable, "-m", "analyzer", "--log-level", "WARNING", "report", "--prometheus-url", url]
+        cli = ["analyzer", "--log-level", "WARNING", "report", "--prometheus-url", url]
         cli += ["--policies-from", str(policies), "--output-dir", str(workdir / "reports"), "--lookback", lookback]
         job_s, job_code, job_rss = run_measured(cli, workdir / "report.log")
         if job_code not in (0, 2):  # 2: a complete run that found incomplete data
@@ -151,6 +153,8 @@ def bench_size(workloads: int, edges: int, scrape: str, lookback: str, width: in
         analyse_write_vs_collect=round((phases["analyse"] + phases["write"]) / phases["collect"], 2),
         collect_vs_promql=round(phases["collect"] / bare, 2),
         phased_run_peak_rss_mib=round(phased_rss, 1),
+        phased_run_peak_rss_after_mib=phased["peak_rss_after_mib"],
+        timeline_rows=phased["timeline_rows"],
         failed_queries=phased["failed_queries"],
     )
 
@@ -169,6 +173,8 @@ def table(results: list[Result]) -> str:
         )
         phases = ", ".join(f"{k} {v:.2f}s" for k, v in r.phases_s.items())
         lines.append(f"{'':16} phases: {phases}; generation+backfill {r.generate_s:.0f}s (not measured)")
+        peaks = ", ".join(f"{k} {v:.0f}" for k, v in r.phased_run_peak_rss_after_mib.items())
+        lines.append(f"{'':16} peak RSS (MiB) after: {peaks}; timeline rows {r.timeline_rows}")
     return "\n".join(lines)
 
 
