@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 
 from analyzer import pipeline
 from analyzer.analyse.classify import PLAINTEXT
-from analyzer.analyse.readiness import _source_name  # the report's own "ns/name" or "unknown"
+from analyzer.analyse.verdicts import source_name  # the report's own "ns/name" or "unknown"
 from analyzer.analyse.whatif import Prediction
 from analyzer.collect import queries
 from analyzer.collect.policy_files import iter_objects
@@ -224,7 +224,7 @@ def plaintext_timeline(result: Result, namespace: str | None = None, workload: s
     rows = rows[rows["security"] == PLAINTEXT]  # classified by the analysis, with the whole inventory
     if rows.empty:
         return pd.DataFrame(index=grid, columns=pd.Index([], name="client"), dtype="float64")
-    client = [_source_name(ns, wl) for ns, wl in zip(rows["source_namespace"], rows["source_workload"], strict=True)]
+    client = [source_name(ns, wl) for ns, wl in zip(rows["source_namespace"], rows["source_workload"], strict=True)]
     wide = rows.assign(client=client).pivot_table(
         index="timestamp", columns="client", values="count", aggfunc="sum", fill_value=0.0
     )

@@ -15,7 +15,8 @@ import pytest
 
 from analyzer.analyse.classify import MTLS, PLAINTEXT, UNREADABLE, classify
 from analyzer.analyse.policy_engine import Resolution
-from analyzer.analyse.readiness import Evidence, Settings, analyse, combine, global_doubts, judge_change, judge_workload
+from analyzer.analyse.readiness import Settings, analyse
+from analyzer.analyse.verdicts import Evidence, combine, global_doubts, judge_change, judge_workload
 from analyzer.model.inventory import Dataplane, Inventory, Workload
 from analyzer.model.policy import Mode
 from analyzer.model.report import Verdict

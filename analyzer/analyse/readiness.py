@@ -6,31 +6,28 @@ Pure: takes the inventory, the collected traffic and settings, returns a RunResu
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 
 import pandas as pd
 
-from analyzer.analyse import remediation
+from analyzer.analyse import advice, remediation
 from analyzer.analyse.classify import MTLS, PLAINTEXT, UNREADABLE, classify
 from analyzer.analyse.policy_engine import PolicyEngine, Resolution
+from analyzer.analyse.verdicts import (
+    UNNAMED,
+    Evidence,
+    combine,
+    global_doubts,
+    judge_change,
+    judge_workload,
+    source_name,
+)
 from analyzer.model.inventory import Dataplane, Inventory, Workload
 from analyzer.model.policy import Mode
 from analyzer.model.report import EdgeResult, MeshResult, NamespaceResult, RunResult, Verdict, WorkloadResult
 from analyzer.model.traffic import EDGE_KEY, UNIT_BY_PROTOCOL, Traffic
-
-UNNAMED = {"", "unknown"}
-
-
-@dataclass(slots=True)
-class Evidence:
-    """What the window shows for one destination workload."""
-
-    mtls: float = 0.0
-    plaintext: float = 0.0
-    unreadable: float = 0.0
-    plaintext_sources: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,71 +37,6 @@ class Settings:
     lookback: str
     root_namespace: str = "istio-system"
     cluster: str = ""
-
-
-def _source_name(namespace: str, workload: str) -> str:
-    if workload in UNNAMED:
-        return "unknown"
-    return f"{namespace}/{workload}" if namespace not in UNNAMED else workload
-
-
-def global_doubts(traffic: Traffic) -> list[str]:
-    doubts = [f"query failed ({q})" for q in traffic.failed_queries if q.startswith("totals:")]
-    if not traffic.coverage.complete:
-        doubts.append(traffic.coverage.detail or "Prometheus does not hold the whole lookback window")
-    return doubts
-
-
-def judge_workload(
-    workload: Workload | None, resolution: Resolution, evidence: Evidence, doubts: list[str]
-) -> tuple[Verdict, list[str]]:
-    """The verdict for one destination workload and why; never READY without full evidence."""
-    if workload is not None and not workload.meshed:
-        if workload.dataplane is Dataplane.GATEWAY:
-            return Verdict.NOT_MESHED, [
-                "an Istio gateway or waypoint: its listeners follow Gateway TLS, not PeerAuthentication"
-            ]
-        return Verdict.NOT_MESHED, ["no sidecar and not ambient: PeerAuthentication does not apply"]
-    if any(d.startswith("labels unknown") for d in doubts):
-        # The mode cannot be resolved; plaintext arriving still proves it is not STRICT.
-        if evidence.plaintext > 0:
-            return Verdict.BLOCKED, [f"plaintext from {', '.join(sorted(evidence.plaintext_sources))}", *doubts]
-        return Verdict.UNKNOWN, doubts
-    if resolution.everywhere(Mode.STRICT):
-        return Verdict.ENFORCED, []
-    if resolution.everywhere(Mode.DISABLE):
-        return Verdict.DISABLED, []
-    if evidence.plaintext > 0:
-        return Verdict.BLOCKED, [f"plaintext from {', '.join(sorted(evidence.plaintext_sources))}"]
-    if doubts or evidence.unreadable > 0:  # traffic whose security cannot be read is a doubt in itself
-        return Verdict.UNKNOWN, doubts or [f"{evidence.unreadable:g} requests/connections could not be classified"]
-    if evidence.mtls > 0:
-        return Verdict.READY, []
-    return Verdict.NO_TRAFFIC, ["no inbound traffic in the window"]
-
-
-def judge_change(before: Resolution, evidence: Evidence, doubts: list[str]) -> Verdict:
-    """Verdict for a workload that a wider STRICT policy would reach."""
-    if before.everywhere(Mode.STRICT):
-        return Verdict.ENFORCED
-    if evidence.plaintext > 0:
-        return Verdict.BLOCKED
-    if doubts or evidence.unreadable > 0:
-        return Verdict.UNKNOWN
-    return Verdict.READY if evidence.mtls > 0 else Verdict.NO_TRAFFIC
-
-
-def combine(verdicts: list[Verdict]) -> Verdict:
-    """Namespace or mesh verdict from the verdicts of the workloads a change would reach."""
-    if any(v is Verdict.BLOCKED for v in verdicts):
-        return Verdict.BLOCKED
-    if any(v is Verdict.UNKNOWN for v in verdicts):
-        return Verdict.UNKNOWN
-    if all(v is Verdict.ENFORCED for v in verdicts):
-        return Verdict.ENFORCED
-    if not any(v is Verdict.READY for v in verdicts):
-        return Verdict.NO_TRAFFIC
-    return Verdict.READY
 
 
 class Analysis:
@@ -160,7 +92,7 @@ class Analysis:
                 and (row.destination_namespace, row.destination_workload) in self.evidence
             ):
                 self.evidence[(row.destination_namespace, row.destination_workload)].plaintext_sources.add(
-                    _source_name(row.source_namespace, row.source_workload)
+                    source_name(row.source_namespace, row.source_workload)
                 )
 
     def doubts_for(self, namespace: str, name: str, workload: Workload | None) -> list[str]:
@@ -369,7 +301,7 @@ class Analysis:
             blocker = bool(
                 row.plaintext > 0 and not resolution.everywhere(Mode.STRICT) and (workload is None or workload.meshed)
             )
-            kind = self._client_kind(row)
+            kind = advice.client_kind(row, self.inventory)
             results.append(
                 EdgeResult(
                     source_cluster=row.source_cluster,
@@ -392,7 +324,7 @@ class Analysis:
                     destination_mode_source=resolution.source,
                     blocker=blocker,
                     client_kind=kind if row.plaintext > 0 else "meshed" if row.mtls > 0 else "unknown",
-                    advice=self._advice(row, kind) if blocker else "",
+                    advice=advice.advise(row, kind, self.inventory, self.settings.root_namespace) if blocker else "",
                 )
             )
         results.sort(key=lambda e: (not e.blocker, -e.plaintext_count, e.destination_namespace, e.destination_workload))
@@ -404,46 +336,6 @@ class Analysis:
             return {}
         spans = timeline.groupby(EDGE_KEY, dropna=False)["timestamp"].agg(["min", "max"])
         return {key: (lo.to_pydatetime(), hi.to_pydatetime()) for key, lo, hi in spans.itertuples()}
-
-    def _client_kind(self, row) -> str:
-        if row.source_workload in UNNAMED:
-            # A sidecar client sends peer metadata with every HTTP request, plaintext or not;
-            # plaintext TCP carries none, so there it could be either (ISTIO-SEMANTICS.md section 8).
-            return "unmeshed" if row.protocol in ("http", "grpc") else "unknown"
-        source = self.inventory.workload(row.source_namespace, row.source_workload)
-        if source is None:
-            return "unknown"
-        return "unmeshed" if source.dataplane is Dataplane.NONE else "meshed"  # gateways are meshed clients
-
-    def _advice(self, row, kind: str) -> str:
-        if kind == "meshed":
-            rule = self._disabling_rule(row)
-            if rule:
-                return f"DestinationRule {rule} sets tls.mode DISABLE for this host: remove it or use ISTIO_MUTUAL"
-            return (
-                "the client has a sidecar but sends plaintext: look for a DestinationRule with tls DISABLE, "
-                "enableAutoMtls=false, calls to pod IPs, or a missing security.istio.io/tlsMode label"
-            )
-        if kind == "unmeshed":
-            if row.source_workload in UNNAMED:
-                return (
-                    "a caller without a sidecar (another pod, a node or kubelet probe without rewrite, an ingress "
-                    "controller, a scraper, or outside the cluster): mesh it, or keep its port PERMISSIVE"
-                )
-            return f"{row.source_namespace}/{row.source_workload} has no sidecar: inject one (or enrol it in ambient)"
-        return (
-            "plaintext TCP carries no peer metadata: find the caller (unmeshed pod, or a meshed one with TLS disabled)"
-        )
-
-    def _disabling_rule(self, row) -> str:
-        host = row.destination_service
-        short = host.split(".")[0]
-        for dr in self.inventory.destination_rules:
-            if dr.namespace not in (row.source_namespace, row.destination_namespace, self.settings.root_namespace):
-                continue
-            if dr.disables_tls() and (dr.host == host or dr.host.split(".")[0] == short or dr.host == "*"):
-                return dr.ref
-        return ""
 
     def run(self) -> RunResult:
         workloads = self.workloads()
