@@ -9,6 +9,9 @@ import yaml
 from analyzer.model.inventory import Workload
 from analyzer.model.policy import Mode, PeerAuthentication
 
+# libyaml's safe dumper when available: one document per READY workload adds up on big meshes.
+SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 # Labels that identify a workload without following every rollout.
 _STABLE_LABELS = ("app.kubernetes.io/name", "app", "k8s-app", "name")
 _VOLATILE = {
@@ -25,14 +28,14 @@ def policy_yaml(pa: PeerAuthentication) -> str:
         spec["selector"] = {"matchLabels": dict(pa.selector)}
     spec["mtls"] = {"mode": pa.mode.value}
     if pa.port_modes:
-        spec["portLevelMtls"] = {p: {"mode": m.value} for p, m in sorted(pa.port_modes.items())}
+        spec["portLevelMtls"] = {str(p): {"mode": m.value} for p, m in sorted(pa.port_modes.items())}
     doc = {
         "apiVersion": "security.istio.io/v1",
         "kind": "PeerAuthentication",
         "metadata": {"name": pa.name, "namespace": pa.namespace},
         "spec": spec,
     }
-    return yaml.safe_dump(doc, sort_keys=False)
+    return yaml.dump(doc, Dumper=SAFE_DUMPER, sort_keys=False)
 
 
 def workload_selector(workload: Workload, neighbours: list[Workload]) -> dict[str, str] | None:

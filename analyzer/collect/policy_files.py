@@ -12,6 +12,8 @@ from analyzer.errors import UserError
 from analyzer.model.inventory import Inventory
 
 SUFFIXES = {".yaml", ".yml", ".json"}
+# libyaml's safe loader when PyYAML was built with it: about ten times faster on big dumps.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _files(path: Path) -> list[Path]:
@@ -27,7 +29,7 @@ def iter_objects(path: Path) -> Iterator[tuple[dict, str]]:
     for file in _files(path):
         try:
             with file.open(encoding="utf-8") as stream:
-                documents = list(yaml.safe_load_all(stream))
+                documents = list(yaml.load_all(stream, Loader=SAFE_LOADER))
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             where = f"{file}:{mark.line + 1}" if mark else str(file)

@@ -29,6 +29,10 @@ LABELS = {
     "connection_security_policy": "connection_security_policy",
 }
 BY = ", ".join(LABELS)
+# A counter counts as born inside a range only if it had no sample in this long before the range.
+# An hour covers any scrape interval and Thanos's 5m and 1h downsampling; a shorter look-back
+# would take every counter on coarse data for new and add its whole value again.
+SEEN_BEFORE = "1h"
 
 
 def duration(value: timedelta) -> str:
@@ -73,7 +77,7 @@ class WindowTotals:
         sel = _selector(self.metric, namespace=self.namespace)
         w = duration(self.window)
         grown = f"sum by ({BY}) (increase({sel}[{w}]))"
-        born = f"sum by ({BY}) (min_over_time({sel}[{w}]) unless last_over_time({sel}[10m] offset {w}))"
+        born = f"sum by ({BY}) (min_over_time({sel}[{w}]) unless last_over_time({sel}[{SEEN_BEFORE}] offset {w}))"
         return f"({grown} + {born}) or {grown} or {born}"
 
 
@@ -95,7 +99,7 @@ class PlaintextTimeline:
         sel = _selector(self.metric, 'connection_security_policy!="mutual_tls"', self.namespace)
         s = duration(self.step)
         grown = f"increase({sel}[{s}])"
-        born = f"(min_over_time({sel}[{s}]) unless last_over_time({sel}[10m] offset {s}))"
+        born = f"(min_over_time({sel}[{s}]) unless last_over_time({sel}[{SEEN_BEFORE}] offset {s}))"
         return f"sum by ({BY}) (({grown} + {born}) or {grown} or {born})"
 
 
