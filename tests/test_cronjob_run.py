@@ -22,7 +22,7 @@ import pytest
 
 from analyzer.cli import EXIT_INCOMPLETE, EXIT_OK
 from analyzer.collect import demo_meshes
-from tests.test_deploy import (
+from tests.support.deploy import (
     CRONJOB,
     Dockerfile,
     job_container,
