@@ -50,7 +50,7 @@ class Analysis:
         self.doubts = global_doubts(traffic)
         self.observations = classify(self._this_cluster(traffic.observations), inventory)
         # The range query returns every non-mTLS step; `security` tells plaintext from unreadable.
-        self.timeline = classify(traffic.timeline, inventory)
+        self.timeline = classify(self._this_cluster(traffic.timeline), inventory)
         self.cluster = settings.cluster or self._single_cluster()
         self.evidence: dict[tuple[str, str], Evidence] = defaultdict(Evidence)
         self.unattributed: dict[str, Evidence] = defaultdict(Evidence)
