@@ -595,10 +595,11 @@ def test_wide_strict(
         ),
     ],
 )
-def test_with_wide_strict(
+def test_applying_wide_strict(
     existing: list[PeerAuthentication], labels: dict[str, str], want: tuple[Mode, str, str]
 ) -> None:
-    got = PolicyEngine(existing).with_wide_strict("shop").resolve("shop", labels)
+    engine = PolicyEngine(existing)
+    got = engine.with_applied([engine.wide_strict("shop")]).resolve("shop", labels)
     assert (got.mode, got.source, got.level) == want
 
 

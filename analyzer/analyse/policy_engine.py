@@ -127,9 +127,6 @@ class PolicyEngine:
             hypothetical=True,
         )
 
-    def with_wide_strict(self, namespace: str) -> PolicyEngine:
-        return self.with_applied([self.wide_strict(namespace)])
-
     # -- misconfiguration -------------------------------------------------------------------
 
     def ignored_policies(self) -> list[str]:

@@ -15,15 +15,6 @@ class Mode(enum.StrEnum):
     PERMISSIVE = "PERMISSIVE"
     STRICT = "STRICT"
 
-    @classmethod
-    def parse(cls, value: object) -> Mode:
-        if value is None or value == "":
-            return cls.UNSET
-        try:
-            return cls(str(value).upper())
-        except ValueError:
-            raise ValueError(f"unknown mTLS mode {value!r} (expected UNSET, DISABLE, PERMISSIVE or STRICT)") from None
-
 
 @dataclass(frozen=True, slots=True)
 class PeerAuthentication:

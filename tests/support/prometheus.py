@@ -40,11 +40,6 @@ class PrometheusServer:
     process: subprocess.Popen | None = None
     extra_args: tuple[str, ...] = ()  # more prometheus flags, e.g. "--query.max-samples=1000"
 
-    def load(self, openmetrics: str) -> None:
-        data = self.workdir / "data.om"
-        data.write_text(openmetrics, encoding="utf-8")
-        self.load_file(data)
-
     def load_file(self, data: Path) -> None:
         """Backfill from an OpenMetrics file (which is then deleted): big meshes are streamed to disk."""
         tsdb = self.workdir / "tsdb"
