@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from analyzer.collect.sample_mesh import SampleMesh
+from analyzer.collect.sample_mesh import SampleMesh, openmetrics_labels
 from tests.support.prometheus import PrometheusServer
 
 BLOCK_SECONDS = 2 * 3600  # promtool's block length; its blocks start at multiples of it
@@ -23,15 +23,9 @@ BLOCK_SECONDS = 2 * 3600  # promtool's block length; its blocks start at multipl
 def merged_series(mesh: SampleMesh, end: datetime, step: timedelta) -> dict[tuple[str, str], dict[float, float]]:
     """(metric, label text) -> {unix time: value}; the mesh already sums flows that share labels."""
     return {
-        (series.metric, ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(series.labels.items()))): {
-            t.timestamp(): value for t, value in series.samples
-        }
+        (series.metric, openmetrics_labels(series.labels)): {t.timestamp(): value for t, value in series.samples}
         for series in mesh.series(end, step)
     }
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def write_blocks(merged: dict[tuple[str, str], dict[float, float]], folder: Path) -> list[Path]:

@@ -12,7 +12,7 @@ import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import IO
 
 from analyzer.analyse.policy_engine import PolicyEngine
@@ -212,11 +212,8 @@ class SampleMesh:
             labels.update(response_code="503", response_flags="UC")
         return labels
 
-    def to_openmetrics(self, end: datetime, step: timedelta = timedelta(minutes=5)) -> str:
-        return "".join(openmetrics_lines(self.series(end, step)))
-
     def write_openmetrics(self, stream: IO[str], end: datetime, step: timedelta = timedelta(minutes=5)) -> None:
-        """Like to_openmetrics, streamed: large meshes never hold the whole text in memory."""
+        """OpenMetrics for promtool, streamed: large meshes never hold the whole text in memory."""
         stream.writelines(openmetrics_lines(self.series(end, step)))
 
 
@@ -255,11 +252,16 @@ def openmetrics_lines(series: Iterator[Series]) -> Iterator[str]:
         family = metric.removesuffix("_total")
         yield f"# TYPE {family} counter\n"
         for s in group:
-            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(s.labels.items()))
+            label_text = openmetrics_labels(s.labels)
             for t, value in s.samples:
                 # 15 significant digits: `:g` would round a big counter to six
                 yield f"{metric}{{{label_text}}} {value:.15g} {t.timestamp():.3f}\n"
     yield "# EOF\n"
+
+
+def openmetrics_labels(labels: dict[str, str]) -> str:
+    """`k="v",...` in a stable order, values escaped as the exposition format requires."""
+    return ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
 
 
 def _escape(value: str) -> str:
@@ -336,10 +338,6 @@ def destination_rule_disable(namespace: str, name: str, host: str) -> dict:
         "metadata": {"name": name, "namespace": namespace, "creationTimestamp": CREATED},
         "spec": {"host": host, "trafficPolicy": {"tls": {"mode": "DISABLE"}}},
     }
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 # -- what the controllers and the injector make of a workload ----------------------------------
