@@ -68,14 +68,21 @@ def _window(config: ReportConfig) -> timedelta:
         raise UserError(f"--lookback: {exc}") from None
 
 
+def collect_window(
+    source: TrafficSource, config: ReportConfig, now: datetime | None = None
+) -> tuple[Traffic, datetime]:
+    """The lookback window ending `now` (default: this second), collected from `source`."""
+    window = _window(config)
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    return source.collect(now - window, now), now
+
+
 def analyse_run(
     inventory: Inventory, source: TrafficSource, config: ReportConfig, now: datetime | None = None
 ) -> RunResult:
     """Collect traffic and analyse it: everything but writing."""
-    window = _window(config)
-    now = (now or datetime.now(UTC)).replace(microsecond=0)
     started = time.monotonic()
-    traffic = source.collect(now - window, now)
+    traffic, now = collect_window(source, config, now)
     settings = Settings(
         run_id=run_id_for(now),
         generated_at=now,
@@ -149,10 +156,10 @@ def predict_proposal(
     now: datetime | None = None,
 ) -> Prediction:
     """Collect the window's traffic and predict which plaintext clients `proposed` would cut off."""
-    window = _window(config)
+    _window(config)  # a bad --lookback fails before the cluster is read
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     inventory, source = inputs(config, sample=sample, now=now)
-    traffic = source.collect(now - window, now)
+    traffic, _ = collect_window(source, config, now)
     return predict(inventory, traffic, proposed, config.root_namespace)
 
 
