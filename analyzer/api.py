@@ -37,9 +37,8 @@ from analyzer.analyse.verdicts import source_name  # the report's own "ns/name" 
 from analyzer.analyse.whatif import Prediction
 from analyzer.collect import queries
 from analyzer.collect.policy_files import iter_objects
-from analyzer.collect.prometheus import PrometheusSettings
 from analyzer.collect.run_store import PublishedRun, load_run
-from analyzer.config import ReportConfig
+from analyzer.config import PrometheusSettings, ReportConfig
 from analyzer.errors import UserError
 from analyzer.model.report import VERDICT_ORDER, RunResult
 

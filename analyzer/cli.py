@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from analyzer import __version__
-from analyzer.collect.prometheus import PrometheusSettings
-from analyzer.config import ReportConfig, parse_duration
+from analyzer.config import PrometheusSettings, ReportConfig, parse_duration
 from analyzer.errors import UserError
 
 ENV_PREFIX = "MTLS_READINESS_"

@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from analyzer.collect.prometheus import PrometheusSettings
-
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 
@@ -23,6 +21,20 @@ def parse_duration(text: str) -> timedelta:
     if seconds <= 0:
         raise ValueError(f"{text!r} must be longer than zero")
     return timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusSettings:
+    url: str
+    bearer_token_file: Path | None = None
+    ca_file: Path | None = None
+    headers: tuple[str, ...] = ()  # "Name: value"
+    tenant: str | None = None  # Mimir / Cortex X-Scope-OrgID
+    insecure_skip_verify: bool = False
+    timeout: float = 120.0
+    retries: int = 3
+    max_parallel: int = 2  # bounded: krr users saw unbounded fan-out OOM-kill Prometheus
+    extra_params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,17 +12,17 @@ from typing import Protocol
 from analyzer.analyse.changes import compare
 from analyzer.analyse.readiness import Settings, analyse
 from analyzer.analyse.whatif import Prediction, predict
-from analyzer.collect import demo_meshes
 from analyzer.collect.manifests import build_inventory
 from analyzer.collect.policy_files import iter_objects, load_inventory
 from analyzer.collect.run_store import PublishedRun, latest_run
-from analyzer.collect.sample_traffic import SampleTrafficSource
 from analyzer.config import ReportConfig
 from analyzer.errors import UserError
 from analyzer.model.inventory import Inventory
 from analyzer.model.policy import PeerAuthentication
 from analyzer.model.report import RunResult
 from analyzer.model.traffic import Traffic
+from analyzer.sample import catalogue
+from analyzer.sample.traffic import SampleTrafficSource
 from analyzer.write.publish import check_writable, publish
 
 log = logging.getLogger("mtls_readiness")
@@ -102,9 +102,9 @@ def analyse_run(
 
 
 def sample_inputs(name: str = "demo", now: datetime | None = None) -> tuple[Inventory, SampleTrafficSource]:
-    if name not in demo_meshes.MESHES:
-        raise UserError(f"no sample mesh {name!r}; choose one of {', '.join(sorted(demo_meshes.MESHES))}")
-    mesh = demo_meshes.MESHES[name]()
+    if name not in catalogue.MESHES:
+        raise UserError(f"no sample mesh {name!r}; choose one of {', '.join(sorted(catalogue.MESHES))}")
+    mesh = catalogue.MESHES[name]()
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     inventory = build_inventory(((m, f"sample mesh {name}") for m in mesh.manifests()), cluster="")
     return inventory, SampleTrafficSource(mesh, now=now)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from analyzer.collect.sample_mesh import SampleMesh, openmetrics_labels
+from analyzer.sample.mesh import SampleMesh, openmetrics_labels
 from tests.support.prometheus import PrometheusServer
 
 BLOCK_SECONDS = 2 * 3600  # promtool's block length; its blocks start at multiples of it

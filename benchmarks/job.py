@@ -17,8 +17,8 @@ from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from analyzer import pipeline  # noqa: E402
-from analyzer.collect.prometheus import PrometheusSettings, PrometheusTrafficSource  # noqa: E402
-from analyzer.config import ReportConfig  # noqa: E402
+from analyzer.collect.prometheus import PrometheusTrafficSource  # noqa: E402
+from analyzer.config import PrometheusSettings, ReportConfig  # noqa: E402
 from analyzer.model.traffic import Traffic  # noqa: E402
 from analyzer.write.publish import publish  # noqa: E402
 from benchmarks.peak import peak_rss_mib  # noqa: E402

@@ -29,9 +29,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from analyzer.collect import demo_meshes
-from analyzer.collect.prometheus import PrometheusSettings
-from analyzer.config import parse_duration
+from analyzer.config import PrometheusSettings, parse_duration
+from analyzer.sample import catalogue
 from benchmarks.backfill import serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +102,7 @@ def folder_size(folder: Path) -> tuple[int, int]:
 def bench_size(workloads: int, edges: int, scrape: str, lookback: str, width: int, workdir: Path) -> Result:
     print(f"[{workloads}/{edges}] generating and backfilling", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    mesh = demo_meshes.synthetic(workloads, edges)
+    mesh = catalogue.synthetic(workloads, edges)
     policies = workdir / "policies"
     policies.mkdir(parents=True)
     (policies / "mesh.yaml").write_text(yaml.safe_dump_all(mesh.manifests()), encoding="utf-8")

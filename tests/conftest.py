@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.collect.sample_mesh import SampleMesh
+from analyzer.sample.mesh import SampleMesh
 from tests.support.prometheus import PrometheusServer, serve_mesh
 
 pytest_plugins = ["tests.support.kube_fixtures"]

@@ -18,9 +18,10 @@ import yaml
 
 import analyzer
 from analyzer import api, cli
-from analyzer.collect import demo_meshes, queries
+from analyzer.collect import queries
 from analyzer.errors import UserError
 from analyzer.model.report import VERDICT_ORDER, RunResult
+from analyzer.sample import catalogue
 from analyzer.write.charts import VERDICT_COLOURS
 
 ORDERS_STRICT = """\
@@ -264,7 +265,7 @@ def test_analyse_live_sends_the_prometheus_options(recording_prometheus, tmp_pat
     token = tmp_path / "token"
     token.write_text("s3cret\n", encoding="utf-8")
     policies = tmp_path / "mesh.yaml"
-    policies.write_text(yaml.safe_dump_all(demo_meshes.walkthrough().manifests()), encoding="utf-8")
+    policies.write_text(yaml.safe_dump_all(catalogue.walkthrough().manifests()), encoding="utf-8")
     result = api.analyse_live(
         url,
         policies_from=policies,

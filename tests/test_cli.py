@@ -77,3 +77,17 @@ def test_required_flags_of_every_command_come_from_twins(
         monkeypatch.setenv(f"MTLS_READINESS_{name}", value)
     args = parse([command])
     assert args.command == command
+
+
+def test_importing_the_cli_loads_no_heavy_library():
+    """`mtls-readiness --help` and usage errors must answer at once, in a CronJob log too."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, analyzer.cli; "
+        "heavy = sorted(m for m in ('pandas', 'matplotlib', 'kubernetes', 'prometheus_api_client', 'requests') "
+        "if m in sys.modules); "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

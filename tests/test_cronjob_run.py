@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from analyzer.cli import EXIT_INCOMPLETE, EXIT_OK
-from analyzer.collect import demo_meshes
+from analyzer.sample import catalogue
 from tests.support.deploy import (
     CRONJOB,
     Dockerfile,
@@ -122,7 +122,7 @@ def prometheus_for(prometheus_factory):
 
     def url(mesh_name: str) -> str:
         if mesh_name not in urls:
-            urls[mesh_name] = prometheus_factory(demo_meshes.MESHES[mesh_name]())
+            urls[mesh_name] = prometheus_factory(catalogue.MESHES[mesh_name]())
         return urls[mesh_name]
 
     return url
@@ -146,7 +146,7 @@ def execute(run: ContainerRun) -> subprocess.CompletedProcess:
 def test_the_cronjob_command_publishes_a_report(
     mesh_name, expected_exit, objects, dockerfile, prometheus_for, kube_api_factory, tmp_path
 ):
-    mesh = demo_meshes.MESHES[mesh_name]()
+    mesh = catalogue.MESHES[mesh_name]()
     prometheus_url = prometheus_for(mesh_name)
     api = kube_api_factory(mesh)
     run = start_job(objects, dockerfile, tmp_path / "pod", prometheus_url, api.write_kubeconfig(tmp_path / "kc"))
@@ -212,7 +212,7 @@ def test_the_job_lists_exactly_what_its_cluster_role_grants(
     objects, dockerfile, prometheus_for, kube_api_factory, tmp_path
 ):
     """Every list the job sends is allowed by the ClusterRole, and every rule is used."""
-    api = kube_api_factory(demo_meshes.walkthrough())
+    api = kube_api_factory(catalogue.walkthrough())
     run = start_job(
         objects, dockerfile, tmp_path / "pod", prometheus_for("walkthrough"), api.write_kubeconfig(tmp_path / "kc")
     )
@@ -243,7 +243,7 @@ def test_a_second_night_publishes_a_new_run_that_nginx_can_serve(
 ):
     """Runs share the report volume: the newest becomes latest, the history lists both, and the
     nginx overlay's user can read every file the job published."""
-    api = kube_api_factory(demo_meshes.walkthrough())
+    api = kube_api_factory(catalogue.walkthrough())
     url = prometheus_for("walkthrough")
     run = start_job(objects, dockerfile, tmp_path / "pod", url, api.write_kubeconfig(tmp_path / "kc"))
     first = execute(run)

@@ -22,8 +22,8 @@ import requests
 import yaml
 
 from analyzer.cli import main
-from analyzer.collect import demo_meshes
-from analyzer.collect.sample_mesh import SampleMesh, peer_authentication
+from analyzer.sample import catalogue
+from analyzer.sample.mesh import SampleMesh, peer_authentication
 from tests.support.e2e import LOOKBACK, run_report, short_history, write_policies
 from tests.support.prometheus import free_port
 
@@ -87,7 +87,7 @@ class Published:
 def served(
     prometheus_factory: Callable[[SampleMesh], str], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, Path]:
-    mesh = short_history(demo_meshes.walkthrough())
+    mesh = short_history(catalogue.walkthrough())
     return prometheus_factory(mesh), write_policies(mesh, tmp_path_factory.mktemp("failures"))
 
 

@@ -20,12 +20,12 @@ import pytest
 
 from analyzer import pipeline
 from analyzer.analyse.readiness import Settings, analyse
-from analyzer.collect import demo_meshes
 from analyzer.collect.manifests import build_inventory
-from analyzer.collect.sample_mesh import SampleMesh
 from analyzer.config import ReportConfig
 from analyzer.model.inventory import Dataplane
 from analyzer.model.traffic import OBSERVATION_COLUMNS, TIMELINE_COLUMNS, Traffic
+from analyzer.sample import catalogue
+from analyzer.sample.mesh import SampleMesh
 from analyzer.write.html import BLOCKER_ROWS
 from analyzer.write.publish import publish
 from tests.support.browser import BrowserError, Chromium, Page
@@ -242,13 +242,13 @@ def test_night_over_night_regressions_new_clients_and_newly_ready(
 ) -> None:
     """The legacy client of Istio's walk-through stops, comes back, and stops again."""
     nights = [
-        demo_meshes.walkthrough(legacy_stopped=timedelta(days=10)),  # foo and bar READY
-        demo_meshes.walkthrough(),  # legacy/curl calls again: READY -> BLOCKED
-        demo_meshes.walkthrough(legacy_stopped=timedelta(days=10)),
+        catalogue.walkthrough(legacy_stopped=timedelta(days=10)),  # foo and bar READY
+        catalogue.walkthrough(),  # legacy/curl calls again: READY -> BLOCKED
+        catalogue.walkthrough(legacy_stopped=timedelta(days=10)),
     ]
     summaries = []
     for mesh in nights:
-        monkeypatch.setitem(demo_meshes.MESHES, "night", lambda mesh=mesh: mesh)
+        monkeypatch.setitem(catalogue.MESHES, "night", lambda mesh=mesh: mesh)
         _next_second()
         _, folder = pipeline.report(ReportConfig(output_dir=tmp_path), sample="night")
         summaries.append(json.loads((folder / "summary.json").read_text()))
@@ -375,7 +375,7 @@ def synthetic_traffic(mesh: SampleMesh, now: datetime, window: timedelta) -> Tra
 
 def test_5000_workloads_and_40000_edges_stay_within_the_size_budget(browser: Chromium, tmp_path: Path) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    mesh = demo_meshes.synthetic(5000, 40000)
+    mesh = catalogue.synthetic(5000, 40000)
     inventory = build_inventory(((m, "synthetic") for m in mesh.manifests()), cluster="")
     traffic = synthetic_traffic(mesh, now, timedelta(days=7))
     run = analyse(inventory, traffic, Settings(run_id=pipeline.run_id_for(now), generated_at=now, lookback="7d"))

@@ -17,12 +17,12 @@ import pytest
 import yaml
 
 from analyzer import cli, pipeline
-from analyzer.collect import demo_meshes
 from analyzer.collect.kube import SECURITY_CRDS_MISSING, read_cluster, read_objects, trim
 from analyzer.collect.policy_files import load_inventory
-from analyzer.collect.sample_mesh import Flow, MeshWorkload, SampleMesh, peer_authentication
 from analyzer.errors import UserError
 from analyzer.model.inventory import Dataplane
+from analyzer.sample import catalogue
+from analyzer.sample.mesh import Flow, MeshWorkload, SampleMesh, peer_authentication
 from tests.support.kube_api import FORBIDDEN, NOT_FOUND, slow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +75,7 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch, now: datetime) -> datetime:
 @pytest.fixture(scope="module")
 def demo_prometheus(prometheus_factory) -> str:
     """One real Prometheus holding the demo mesh's series, shared by the full runs below."""
-    return prometheus_factory(demo_meshes.demo())
+    return prometheus_factory(catalogue.demo())
 
 
 def owner_chain_mesh() -> SampleMesh:
@@ -281,7 +281,7 @@ def test_owner_chains_are_named_as_istio_names_them_in_metrics(kube_api_factory,
 
 def test_a_cluster_read_agrees_with_the_mesh_manifests(kube_api_factory, tmp_path):
     """Pods, owners and all, the cluster yields the workloads the Deployment manifests describe."""
-    mesh = demo_meshes.demo()
+    mesh = catalogue.demo()
     api = kube_api_factory(mesh)
     live = read_cluster(kubeconfig=str(api.write_kubeconfig(tmp_path / "kubeconfig")))
     manifest = tmp_path / "manifests.yaml"
@@ -298,7 +298,7 @@ def test_a_cluster_read_agrees_with_the_mesh_manifests(kube_api_factory, tmp_pat
 
 
 def test_1200_pods_take_three_pod_calls_of_500(kube_api_factory, tmp_path):
-    mesh = demo_meshes.synthetic(workloads=400, edges=0)
+    mesh = catalogue.synthetic(workloads=400, edges=0)
     api = kube_api_factory(mesh.cluster_objects(replicas=3))
     read = read_objects(kubeconfig=str(api.write_kubeconfig(tmp_path / "kubeconfig")))
 
@@ -425,7 +425,7 @@ def test_a_slow_api_fails_within_the_timeout_and_keeps_the_previous_report(kube_
 def test_report_from_the_cluster_and_from_its_snapshot_are_identical(
     kube_api_factory, demo_prometheus, frozen_clock, tmp_path, monkeypatch, capsys
 ):
-    mesh = demo_meshes.demo()
+    mesh = catalogue.demo()
     prometheus = demo_prometheus
     objects = mesh.cluster_objects()
     secret = {
@@ -498,7 +498,7 @@ def test_report_from_the_cluster_and_from_its_snapshot_are_identical(
 def test_missing_istio_crds_warn_and_leave_every_workload_permissive(
     kube_api_factory, demo_prometheus, frozen_clock, tmp_path, capsys
 ):
-    mesh = demo_meshes.demo()
+    mesh = catalogue.demo()
     prometheus = demo_prometheus
     api = kube_api_factory(mesh, faults={"/apis/security.istio.io": NOT_FOUND})
     kubeconfig = str(api.write_kubeconfig(tmp_path / "kubeconfig"))

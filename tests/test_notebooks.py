@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 from nbformat import NotebookNode
 
 from analyzer import cli
-from analyzer.collect import demo_meshes
+from analyzer.sample import catalogue
 from tests.support.prometheus import PrometheusServer, serve_mesh
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -98,7 +98,7 @@ def _execute_all(env: dict[str, str]) -> dict[str, NotebookNode | BaseException]
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory, now: datetime) -> Iterator[dict[str, dict]]:
     """Run every notebook twice: sample mesh (with a published run to load), then live Prometheus."""
-    mesh = demo_meshes.demo()
+    mesh = catalogue.demo()
     policies = tmp_path_factory.mktemp("policies") / "mesh.yaml"
     policies.write_text(yaml.safe_dump_all(mesh.manifests()), encoding="utf-8")
     report_dir = tmp_path_factory.mktemp("reports")

@@ -23,8 +23,8 @@ import pytest
 
 from analyzer.analyse.readiness import Settings, analyse
 from analyzer.collect.manifests import build_inventory
-from analyzer.collect.sample_mesh import Flow, MeshWorkload, SampleMesh
 from analyzer.model.traffic import OBSERVATION_COLUMNS, TIMELINE_COLUMNS, Traffic
+from analyzer.sample.mesh import Flow, MeshWorkload, SampleMesh
 from analyzer.write.publish import publish
 from analyzer.write.tabular import cell
 from tests.support.e2e import Report, read_csv, run_report, short_history, write_policies

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 import pandas as pd
 
-from analyzer.collect import demo_meshes
-from analyzer.collect.prometheus import PrometheusClient, PrometheusSettings, PrometheusTrafficSource
-from analyzer.collect.sample_traffic import SampleTrafficSource
+from analyzer.collect.prometheus import PrometheusClient, PrometheusTrafficSource
+from analyzer.config import PrometheusSettings
+from analyzer.sample import catalogue
+from analyzer.sample.traffic import SampleTrafficSource
 
 
 def _totals(frame: pd.DataFrame) -> pd.DataFrame:
@@ -17,7 +18,7 @@ def _totals(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_window_totals_match_the_sample_mesh(prometheus_factory, now):
-    mesh = demo_meshes.demo()
+    mesh = catalogue.demo()
     url = prometheus_factory(mesh)
     window = timedelta(days=7)
     live = PrometheusTrafficSource(PrometheusClient(PrometheusSettings(url=url))).collect(now - window, now)

@@ -21,12 +21,14 @@ import pytest
 import requests
 
 from analyzer.analyse.readiness import Settings, analyse
-from analyzer.collect import demo_meshes, queries
+from analyzer.collect import queries
 from analyzer.collect.manifests import build_inventory
-from analyzer.collect.prometheus import FORM_BODY_OVER, PrometheusClient, PrometheusSettings, PrometheusTrafficSource
-from analyzer.collect.sample_mesh import SampleMesh
+from analyzer.collect.prometheus import FORM_BODY_OVER, PrometheusClient, PrometheusTrafficSource
+from analyzer.config import PrometheusSettings
 from analyzer.model.report import Verdict
 from analyzer.model.traffic import Traffic
+from analyzer.sample import catalogue
+from analyzer.sample.mesh import SampleMesh
 from tests.support.prometheus import PrometheusServer, serve_mesh
 
 WINDOW = timedelta(hours=10)
@@ -39,7 +41,7 @@ MAX_PARALLEL = 3
 
 def small_mesh() -> SampleMesh:
     """Eight namespaces, half a day of history (backfill time grows with history)."""
-    mesh = demo_meshes.synthetic(48, 250, namespaces=8, unmeshed_every=10**6)
+    mesh = catalogue.synthetic(48, 250, namespaces=8, unmeshed_every=10**6)
     mesh.history = timedelta(hours=12)
     return mesh
 

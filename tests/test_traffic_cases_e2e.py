@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from analyzer.collect import queries
-from analyzer.collect.sample_mesh import Flow, MeshWorkload, SampleMesh, destination_rule_disable
 from analyzer.model.inventory import Dataplane
+from analyzer.sample.mesh import Flow, MeshWorkload, SampleMesh, destination_rule_disable
 from tests.support.e2e import Report, read_latest, run_report, short_history, write_policies
 
 INJECT = {"istio-injection": "enabled"}

@@ -17,18 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.collect import demo_meshes
-from analyzer.collect.sample_mesh import SampleMesh, peer_authentication
+from analyzer.sample import catalogue
+from analyzer.sample.mesh import SampleMesh, peer_authentication
 from tests.support.e2e import Report, run_report, short_history, write_policies
 
 # -- the walk-through ------------------------------------------------------------------------------
 
 STEPS: dict[str, Callable[[], SampleMesh]] = {
-    "no policy": lambda: demo_meshes.walkthrough(),
-    "STRICT in foo": lambda: demo_meshes.walkthrough([peer_authentication("foo", "default", "STRICT")]),
-    "mesh-wide STRICT": lambda: demo_meshes.walkthrough([peer_authentication("istio-system", "default", "STRICT")]),
+    "no policy": lambda: catalogue.walkthrough(),
+    "STRICT in foo": lambda: catalogue.walkthrough([peer_authentication("foo", "default", "STRICT")]),
+    "mesh-wide STRICT": lambda: catalogue.walkthrough([peer_authentication("istio-system", "default", "STRICT")]),
     # The legacy client stopped 26 hours ago: its plaintext is older than the one-day lookback.
-    "legacy stopped": lambda: demo_meshes.walkthrough(legacy_stopped=timedelta(hours=26)),
+    "legacy stopped": lambda: catalogue.walkthrough(legacy_stopped=timedelta(hours=26)),
 }
 # 120 requests an hour on every edge, summed over the one-day window.
 PER_DAY = 120 * 24

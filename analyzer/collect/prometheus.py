@@ -14,9 +14,8 @@ import re
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
@@ -26,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from analyzer.collect import queries
+from analyzer.config import PrometheusSettings
 from analyzer.errors import UserError
 from analyzer.model.traffic import (
     OBSERVATION_COLUMNS,
@@ -41,20 +41,6 @@ log = logging.getLogger("mtls_readiness")
 # Longer queries go in a POST form body: prometheus-api-client puts even a POST's query in the
 # URL, and proxies in front of Prometheus cut long request lines (nginx: 8 KiB by default).
 FORM_BODY_OVER = 1500
-
-
-@dataclass(frozen=True, slots=True)
-class PrometheusSettings:
-    url: str
-    bearer_token_file: Path | None = None
-    ca_file: Path | None = None
-    headers: tuple[str, ...] = ()  # "Name: value"
-    tenant: str | None = None  # Mimir / Cortex X-Scope-OrgID
-    insecure_skip_verify: bool = False
-    timeout: float = 120.0
-    retries: int = 3
-    max_parallel: int = 2  # bounded: krr users saw unbounded fan-out OOM-kill Prometheus
-    extra_params: dict[str, str] = field(default_factory=dict)
 
 
 def redact_url(url: str) -> str:

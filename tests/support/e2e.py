@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from analyzer.cli import main
-from analyzer.collect.sample_mesh import SampleMesh
+from analyzer.sample.mesh import SampleMesh
 
 LOOKBACK = "1d"
 HISTORY = timedelta(hours=30)  # how much data each test Prometheus holds; more than LOOKBACK

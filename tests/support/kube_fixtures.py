@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from analyzer.collect.sample_mesh import SampleMesh
+from analyzer.sample.mesh import SampleMesh
 from tests.support.kube_api import FakeKubeAPI, Fault, serve_objects
 
 KubeAPIFactory = Callable[..., FakeKubeAPI]

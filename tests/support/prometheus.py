@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from analyzer.collect.sample_mesh import SampleMesh
+from analyzer.sample.mesh import SampleMesh
 
 CONFIG = "global:\n  scrape_interval: 1m\nscrape_configs: []\n"
 

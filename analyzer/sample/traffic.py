@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from analyzer.collect import queries
-from analyzer.collect.sample_mesh import SampleMesh, Series
 from analyzer.model.traffic import (
     OBSERVATION_COLUMNS,
     TIMELINE_COLUMNS,
@@ -18,6 +17,7 @@ from analyzer.model.traffic import (
     empty_observations,
     empty_timeline,
 )
+from analyzer.sample.mesh import SampleMesh, Series
 
 SCRAPE = timedelta(minutes=5)
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from analyzer.collect.sample_mesh import (
+from analyzer.model.inventory import Dataplane
+from analyzer.sample.mesh import (
     Flow,
     MeshWorkload,
     SampleMesh,
     destination_rule_disable,
     peer_authentication,
 )
-from analyzer.model.inventory import Dataplane
 
 SIDECAR, AMBIENT, NONE = Dataplane.SIDECAR, Dataplane.AMBIENT, Dataplane.NONE
 INJECT = {"istio-injection": "enabled"}
