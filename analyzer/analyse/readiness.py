@@ -22,6 +22,7 @@ from analyzer.analyse.verdicts import (
     global_doubts,
     judge_change,
     judge_workload,
+    scoped_doubts,
     source_name,
 )
 from analyzer.model.inventory import Dataplane, Inventory, Workload
@@ -97,6 +98,7 @@ class Analysis:
 
     def doubts_for(self, namespace: str, name: str, workload: Workload | None) -> list[str]:
         doubts = list(self.doubts)
+        doubts += scoped_doubts(self.traffic, self.inventory, namespace, name, self.settings.root_namespace)
         ev = self.evidence.get((namespace, name))
         if ev is not None and ev.unreadable > 0:
             doubts.append(
@@ -365,7 +367,7 @@ class Analysis:
             mesh=self.mesh(workloads),
             timeline=self.timeline,
             warnings=warnings,
-            errors=[],
+            errors=list(self.traffic.incomplete),
             misconfigurations=self.engine.ignored_policies(),
         )
 

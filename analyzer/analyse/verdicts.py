@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from analyzer.analyse.policy_engine import Resolution
-from analyzer.model.inventory import Dataplane, Workload
+from analyzer.model.inventory import Dataplane, Inventory, Workload
 from analyzer.model.policy import Mode
 from analyzer.model.report import Verdict
 from analyzer.model.traffic import Traffic
@@ -39,6 +39,18 @@ def global_doubts(traffic: Traffic) -> list[str]:
     doubts = [f"query failed ({q})" for q in traffic.failed_queries if q.startswith("totals:")]
     if not traffic.coverage.complete:
         doubts.append(traffic.coverage.detail or "Prometheus does not hold the whole lookback window")
+    return doubts
+
+
+def scoped_doubts(traffic: Traffic, inventory: Inventory, namespace: str, name: str, root_namespace: str) -> list[str]:
+    """Doubts that reach this one destination workload only: its namespace's part of a split
+    query missing, its own data contradicting itself, or a policy of its namespace (or of the
+    root namespace, which governs the whole mesh) that could not be read."""
+    doubts = list(traffic.namespace_doubts.get(namespace, ()))
+    doubts += traffic.destination_doubts.get((namespace, name), ())
+    doubts += inventory.policy_doubts.get(namespace, ())
+    if namespace != root_namespace:
+        doubts += inventory.policy_doubts.get(root_namespace, ())
     return doubts
 
 

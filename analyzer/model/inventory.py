@@ -65,6 +65,9 @@ class Inventory:
     problems: list[str] = field(default_factory=list)
     # Set when the source could not list PeerAuthentications at all (e.g. CRD missing).
     warnings: list[str] = field(default_factory=list)
+    # Namespace -> why its policies cannot be trusted: a PeerAuthentication there could not be
+    # read (it might be the oldest, deciding one). The root namespace stands for the whole mesh.
+    policy_doubts: dict[str, list[str]] = field(default_factory=dict)
 
     def add_workload(self, workload: Workload) -> None:
         self.workloads.setdefault(workload.key, workload)

@@ -60,3 +60,11 @@ class Traffic:
     # A failed query leaves the data it should have produced missing: verdicts become UNKNOWN.
     failed_queries: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Doubts that reach only part of the mesh: a destination namespace whose part of a split
+    # query is missing, or one destination workload (ns, name) whose data contradicts itself.
+    # Each turns exactly those verdicts into UNKNOWN, never READY.
+    namespace_doubts: dict[str, list[str]] = field(default_factory=dict)
+    destination_doubts: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # Data that no verdict depends on but the report shows (first/last seen, the timeline):
+    # missing, the verdicts stand but the run is incomplete.
+    incomplete: list[str] = field(default_factory=list)
