@@ -1,4 +1,4 @@
-"""The command line's environment twins (CONTRACT.md: every flag has MTLS_READINESS_<FLAG>)."""
+"""The command line: environment twins (every flag has MTLS_READINESS_<FLAG>), help, global flags."""
 
 from __future__ import annotations
 
@@ -91,3 +91,68 @@ def test_importing_the_cli_loads_no_heavy_library():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _help(command: str, capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([command, "--help"])
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("command", "codes"),
+    [
+        pytest.param("report", ("0", "1", "2"), id="report"),
+        pytest.param("demo", ("0", "1"), id="demo"),
+        pytest.param("what-if", ("0", "1", "2", "3"), id="what-if"),
+        pytest.param("snapshot", ("0", "1"), id="snapshot"),
+    ],
+)
+def test_every_command_explains_itself(command: str, codes: tuple[str, ...], capsys) -> None:
+    text = _help(command, capsys)
+    usage, _, rest = text.partition("\n\n")
+    purpose = rest.strip().splitlines()[0]
+    assert len(purpose) > 30 and not purpose.startswith("options"), purpose
+    assert f"mtls-readiness {command} " in text.split("examples:", 1)[1], "an example invocation"
+    listed = [line.split()[0] for line in text.split("exit codes:", 1)[1].splitlines() if line.strip()]
+    assert tuple(listed) == codes
+    # Every long flag's help names its environment twin.
+    flags = {word.split("=")[0] for word in usage.replace("[", " ").replace("]", " ").split() if word.startswith("--")}
+    flags -= {"--help"}
+    assert flags
+    for flag in flags:
+        assert env_name(flag) in " ".join(text.split()), f"{flag} does not name {env_name(flag)}"
+
+
+def test_help_shows_defaults(capsys) -> None:
+    text = " ".join(_help("report", capsys).split())
+    assert "default: 7d; env MTLS_READINESS_LOOKBACK" in text
+    assert "default: istio-system; env MTLS_READINESS_ROOT_NAMESPACE" in text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["--log-level", "DEBUG", "demo"], id="before"),
+        pytest.param(["demo", "--log-level", "DEBUG"], id="after"),
+        pytest.param(["demo", "--log-level", "debug"], id="lower-case"),
+    ],
+)
+def test_global_flags_work_before_and_after_the_command(argv: list[str]) -> None:
+    assert parse(argv).log_level == "DEBUG"
+
+
+def test_a_global_flag_before_the_command_is_not_reset_after_it() -> None:
+    assert parse(["--log-level", "ERROR", "report", "--prometheus-url", "http://p:9090"]).log_level == "ERROR"
+    assert parse(["demo"]).log_level == "INFO"
+
+
+def test_demo_exits_0_once_published_and_says_its_unknown_is_on_purpose(tmp_path: Path, capsys) -> None:
+    from analyzer.cli import main
+
+    assert main(["demo", "--output-dir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert (tmp_path / "latest" / "index.html").is_file()
+    assert "report: " in captured.out
+    assert "on purpose" in captured.err
