@@ -1,4 +1,4 @@
-"""The policy engine against ISTIO-SEMANTICS.md section 1, one named row per rule or edge case.
+"""The policy engine against the rules of docs/semantics.md section 1, one named row per rule or edge case.
 
 Every row states the whole answer (mode, deciding policy, level, port overrides) so that an engine
 that gets the right mode for the wrong reason still fails.

@@ -1,4 +1,4 @@
-"""What kind of client sent plaintext, and what to do about it (ISTIO-SEMANTICS.md sections 2 and 8)."""
+"""What kind of client sent plaintext, and what to do about it (docs/semantics.md, sections 2 and 4)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def client_kind(row: Any, inventory: Inventory) -> str:
     """meshed, unmeshed or unknown, for an edge row with source_* and protocol fields."""
     if row.source_workload in UNNAMED:
         # A sidecar client sends peer metadata with every HTTP request, plaintext or not;
-        # plaintext TCP carries none, so there it could be either (ISTIO-SEMANTICS.md section 8).
+        # plaintext TCP carries none, so there it could be either (docs/semantics.md, section 3).
         return "unmeshed" if row.protocol in ("http", "grpc") else "unknown"
     source = inventory.workload(row.source_namespace, row.source_workload)
     if source is None:

@@ -1,6 +1,6 @@
 """Decide, per server-side observation, whether it was mTLS, plaintext or unreadable.
 
-ISTIO-SEMANTICS.md section 8: a sidecar server reports `mutual_tls` or `none`; ztunnel (an
+docs/semantics.md, section 4: a sidecar server reports `mutual_tls` or `none`; ztunnel (an
 ambient server) reports `mutual_tls` or `unknown`, where `unknown` is plaintext. Anything else
 (a label dropped by the Telemetry API, `unknown` from a sidecar) cannot be read and must never
 be taken as mTLS.

@@ -1,6 +1,6 @@
 """Effective PeerAuthentication mode per workload and port, resolved the way istiod does.
 
-Reference: ISTIO-SEMANTICS.md section 1 (istio/istio pilot/pkg/model/authentication.go and
+Reference: docs/semantics.md, section 1 (istio/istio pilot/pkg/model/authentication.go and
 pilot/pkg/security/authn/policy_applier.go). Pure: never talks to the cluster.
 """
 

@@ -2,7 +2,7 @@
 
 One model serves the demo, the tests and the benchmarks: a `SampleMesh` yields Kubernetes
 manifests (read back through the ordinary manifest reader) and the Prometheus series that
-sidecars and ztunnel would export (ISTIO-SEMANTICS.md sections 3, 4 and 8). The series can be
+sidecars and ztunnel would export (docs/semantics.md, sections 3, 4 and 8). The series can be
 written as OpenMetrics for a real Prometheus, or answered in process by `SampleTrafficSource`.
 """
 
@@ -91,7 +91,7 @@ class SampleMesh:
         """What a live API server would list for this mesh: namespaces, policies, the controllers
         and the pods they run, linked by ownerReferences the way the controllers link them.
 
-        Pods carry what the injector or istio-cni leaves on them (ISTIO-SEMANTICS.md section 4):
+        Pods carry what the injector or istio-cni leaves on them (docs/semantics.md):
         a classic `istio-proxy` container for Deployments and DaemonSets, a native-sidecar init
         container for StatefulSets and Jobs, the ambient redirection annotation. Objects also carry
         managedFields and pod env, as the API server sends them, so snapshot tests can check they go.
