@@ -235,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     whatif.add_argument(
         "--demo", action="store_true", help="use the built-in sample mesh instead of Prometheus and a cluster"
     )
+    whatif.add_argument(
+        "-o",
+        "--output",
+        choices=["table", "json"],
+        default="table",
+        help="table (for people, default) or json (for a pipeline: verdict, exit_code, cut_off, doubts, warnings)",
+    )
     _add_sources(whatif, prometheus_required=False)
     _add_window(whatif)
 
@@ -287,8 +294,14 @@ def _what_if(args: argparse.Namespace) -> int:
     from analyzer.analyse.whatif import format_table
 
     prediction = pipeline.what_if(_config(args), args.apply, sample="demo" if args.demo else None)
-    print(format_table(prediction))
-    return EXIT_WOULD_BREAK if prediction.cut_off else EXIT_OK
+    if args.output == "json":
+        import json
+
+        print(json.dumps(prediction.to_dict(), indent=2))
+    else:
+        print(format_table(prediction))
+    # 0 only on evidence that nobody observed is cut off; 3 (a cut-off) wins over 2 (cannot tell).
+    return prediction.exit_code
 
 
 def _snapshot(args: argparse.Namespace) -> int:

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+import yaml
+
 from analyzer.analyse.changes import compare
-from analyzer.analyse.readiness import Settings, analyse
+from analyzer.analyse.readiness import Analysis, Settings, analyse
 from analyzer.analyse.whatif import Prediction, predict
 from analyzer.collect.manifests import build_inventory
-from analyzer.collect.policy_files import iter_objects, load_inventory
+from analyzer.collect.policy_files import SAFE_LOADER, load_inventory
 from analyzer.collect.run_store import PublishedRun, latest_run
 from analyzer.config import ReportConfig
 from analyzer.errors import UserError
 from analyzer.model.inventory import Inventory
-from analyzer.model.policy import PeerAuthentication
+from analyzer.model.policy import Mode, PeerAuthentication
 from analyzer.model.report import RunResult
 from analyzer.model.traffic import Traffic
 from analyzer.sample import catalogue
@@ -140,12 +142,116 @@ def _previous_run(output_dir: Path) -> PublishedRun | None:
         return None
 
 
-def read_proposal(objects: Iterable[tuple[dict, str]], where: str) -> list[PeerAuthentication]:
-    """The PeerAuthentications among (object, origin) pairs; `where` names the input in the error."""
-    proposed = build_inventory(objects).peer_authentications
+def read_proposal(
+    objects: Iterable[tuple[dict, str]], where: str, warnings: list[str] | None = None
+) -> list[PeerAuthentication]:
+    """The PeerAuthentications among (object, origin) pairs, read strictly: a malformed one is an
+    error naming its origin, never skipped (a gate must not pass a proposal it did not read).
+    Objects of other kinds are ignored with one warning each, appended to `warnings` (else logged)."""
+    proposed = []
+    for obj, origin in objects:
+        kind = obj.get("kind") if isinstance(obj, dict) else None
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        name = meta.get("name", "?") if isinstance(meta, dict) else "?"
+        if kind == "PeerAuthentication":
+            try:
+                proposed.append(proposal_policy(obj))
+            except ValueError as exc:
+                raise UserError(f"{origin}: PeerAuthentication {name}: {exc}; fix the proposal") from None
+        elif isinstance(kind, str) and kind:
+            note = f"{origin}: ignored {kind} {name}: only PeerAuthentications are proposed"
+            if warnings is None:
+                log.warning("%s", note)
+            else:
+                warnings.append(note)
+        else:
+            raise UserError(f"{origin}: not a Kubernetes object (no kind); give PeerAuthentication manifests")
     if not proposed:
         raise UserError(f"{where}: no PeerAuthentication found; give a YAML file with at least one")
     return proposed
+
+
+_SPEC_FIELDS = {"selector", "mtls", "portLevelMtls"}
+
+
+def _mode(value: object, field: str) -> Mode:
+    if value is None:
+        return Mode.UNSET
+    if not isinstance(value, str) or value not in Mode.__members__:
+        raise ValueError(f"{field} is {value!r}; the API accepts UNSET, DISABLE, PERMISSIVE or STRICT (in capitals)")
+    return Mode(value)
+
+
+def _map(value: object, field: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{field} must be a map, not {type(value).__name__}")
+    return value
+
+
+def proposal_policy(obj: dict) -> PeerAuthentication:
+    """One proposed PeerAuthentication, checked the way the API server and istiod's validation would:
+    raises ValueError saying what is wrong."""
+    group = str(obj.get("apiVersion", "")).split("/")[0]
+    if group != "security.istio.io":
+        raise ValueError(f"apiVersion {obj.get('apiVersion')!r} is not security.istio.io/v1")
+    meta = _map(obj.get("metadata"), "metadata")
+    name, namespace = meta.get("name"), meta.get("namespace", "default")
+    if not isinstance(name, str) or not name:
+        raise ValueError("metadata.name is missing")
+    if not isinstance(namespace, str) or not namespace:
+        raise ValueError("metadata.namespace must be a name")
+    spec = _map(obj.get("spec"), "spec")
+    unknown = sorted(set(spec) - _SPEC_FIELDS)
+    if unknown:
+        raise ValueError(f"spec.{unknown[0]} is not a PeerAuthentication field")
+    selector = _map(_map(spec.get("selector"), "spec.selector").get("matchLabels"), "spec.selector.matchLabels")
+    if any(isinstance(v, dict | list) or v is None for v in selector.values()):
+        raise ValueError("spec.selector.matchLabels values must be strings")
+    mode = _mode(_map(spec.get("mtls"), "spec.mtls").get("mode"), "spec.mtls.mode")
+    ports: dict[int, Mode] = {}
+    for port, setting in _map(spec.get("portLevelMtls"), "spec.portLevelMtls").items():
+        if not str(port).isdigit() or not 1 <= int(str(port)) <= 65535:
+            raise ValueError(f"spec.portLevelMtls port {port!r} is not a port number (1-65535)")
+        ports[int(str(port))] = _mode(
+            _map(setting, f"spec.portLevelMtls.{port}").get("mode"), f"spec.portLevelMtls.{port}.mode"
+        )
+    if ports and not selector:
+        raise ValueError("spec.portLevelMtls needs a selector (Istio rejects it on a namespace-wide policy)")
+    return PeerAuthentication(
+        namespace=namespace,
+        name=name,
+        created=datetime.now(UTC),
+        selector={str(k): str(v) for k, v in selector.items()},
+        mode=mode,
+        port_modes=ports,
+    )
+
+
+def read_apply_file(path: Path) -> Iterator[tuple[dict, str]]:
+    """The objects of `--apply FILE`, each with "FILE (document N)"; bad YAML is an error naming it."""
+    try:
+        with path.open(encoding="utf-8") as stream:
+            documents = list(yaml.load_all(stream, Loader=SAFE_LOADER))
+    except FileNotFoundError:
+        raise UserError(f"--apply {path}: no such file; give the YAML of the proposed PeerAuthentication(s)") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f" line {mark.line + 1}" if mark else ""
+        problem = (exc.problem or exc.context or "invalid YAML").strip()
+        raise UserError(f"--apply {path}:{line}: {problem}; fix the YAML") from None
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+        raise UserError(f"--apply {path}: cannot read ({exc}); fix the file") from None
+    for index, doc in enumerate(documents, start=1):
+        origin = f"--apply {path} (document {index})"
+        if doc is None:
+            continue
+        if isinstance(doc, dict) and str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list):
+            for item in doc["items"]:
+                yield (item if isinstance(item, dict) else {}), origin
+        else:
+            yield (doc if isinstance(doc, dict) else {}), origin
 
 
 def predict_proposal(
@@ -155,14 +261,26 @@ def predict_proposal(
     sample: str | None = None,
     now: datetime | None = None,
 ) -> Prediction:
-    """Collect the window's traffic and predict which plaintext clients `proposed` would cut off."""
+    """Collect the window's traffic and predict which plaintext clients `proposed` would cut off,
+    with the report's own Analysis: the same cluster filter and rules of doubt."""
     _window(config)  # a bad --lookback fails before the cluster is read
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     inventory, source = inputs(config, sample=sample, now=now)
     traffic, _ = collect_window(source, config, now)
-    return predict(inventory, traffic, proposed, config.root_namespace)
+    settings = Settings(
+        run_id=run_id_for(now),
+        generated_at=now,
+        lookback=config.lookback,
+        root_namespace=config.root_namespace,
+        cluster=config.cluster,
+    )
+    return predict(Analysis(inventory, traffic, settings), proposed)
 
 
 def what_if(config: ReportConfig, proposal: Path, *, sample: str | None = None) -> Prediction:
     """Predict which observed plaintext clients the PeerAuthentications in file `proposal` would cut off."""
-    return predict_proposal(config, read_proposal(iter_objects(proposal), f"--apply {proposal}"), sample=sample)
+    warnings: list[str] = []
+    proposed = read_proposal(read_apply_file(proposal), f"--apply {proposal}", warnings)
+    prediction = predict_proposal(config, proposed, sample=sample)
+    prediction.warnings[:0] = warnings
+    return prediction

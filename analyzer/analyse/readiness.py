@@ -14,7 +14,7 @@ import pandas as pd
 
 from analyzer.analyse import advice, remediation
 from analyzer.analyse.classify import MTLS, PLAINTEXT, UNREADABLE, classify
-from analyzer.analyse.policy_engine import PolicyEngine, Resolution
+from analyzer.analyse.policy_engine import NAMESPACE, WORKLOAD, PolicyEngine, Resolution
 from analyzer.analyse.verdicts import (
     UNNAMED,
     Evidence,
@@ -25,8 +25,9 @@ from analyzer.analyse.verdicts import (
     scoped_doubts,
     source_name,
 )
+from analyzer.analyse.whatif import predict
 from analyzer.model.inventory import Dataplane, Inventory, Workload
-from analyzer.model.policy import Mode
+from analyzer.model.policy import Mode, PeerAuthentication
 from analyzer.model.report import EdgeResult, MeshResult, NamespaceResult, RunResult, Verdict, WorkloadResult
 from analyzer.model.traffic import EDGE_KEY, UNIT_BY_PROTOCOL, Traffic
 
@@ -171,36 +172,52 @@ class Analysis:
             grouped[w.namespace].append(w)
         return grouped
 
-    def _reach(self, namespace: str | None) -> tuple[list[Verdict], list[str], str]:
-        """Simulate the namespace-wide (None: mesh-wide) policy set to STRICT.
-
-        Returns the change verdicts of the workloads it reaches, doubts, and the YAML to apply."""
-        scope = self.settings.root_namespace if namespace is None else namespace
-        proposal = self.engine.wide_strict(scope)
-        simulated = self.engine.with_applied([proposal])
-        verdicts: list[Verdict] = []
-        doubts: list[str] = []
+    @cached_property
+    def _members(self) -> dict[str, list[_Member]]:
+        """Every meshed destination (or one seen only in traffic, assumed meshed) by namespace,
+        with what it adds to its namespace's and the mesh's verdict. Built once: linear."""
+        members: dict[str, list[_Member]] = defaultdict(list)
         for ns, name in self.destination_keys():
-            if namespace is not None and ns != namespace:
-                continue
             workload = self.inventory.workload(ns, name)
             if workload is not None and not workload.meshed:
                 continue
-            after = self.resolve(ns, workload, simulated)
-            if after.source != proposal.ref:
-                continue  # a workload-level policy decides, or (mesh case) a namespace one
-            wl_doubts = self.doubts_for(ns, name, workload)
-            doubts += [f"{ns}/{name}: {d}" for d in wl_doubts if d not in self.doubts]
-            verdicts.append(
-                judge_change(self.resolve(ns, workload), self.evidence.get((ns, name), Evidence()), wl_doubts)
-            )
+            resolution = self.resolve(ns, workload)
+            evidence = self.evidence.get((ns, name), Evidence())
+            doubts = self.doubts_for(ns, name, workload)
+            verdict = judge_change(resolution, evidence, doubts)
+            why = ""
+            if verdict is Verdict.BLOCKED:
+                why = f"plaintext from {', '.join(sorted(evidence.plaintext_sources)) or 'an unnamed client'}"
+            elif verdict is Verdict.UNKNOWN:
+                why = "; ".join(doubts) or f"{evidence.unreadable:g} requests/connections could not be classified"
+            members[ns].append(_Member(f"{ns}/{name}", verdict, _holders(resolution), why))
         for ns, ev in self.unattributed.items():
-            if (namespace is None or ns == namespace) and (ev.plaintext or ev.unreadable):
-                doubts.append(
-                    f"{ev.plaintext + ev.unreadable:g} non-mTLS requests/connections to an unnamed workload in {ns}"
-                )
-                verdicts.append(Verdict.UNKNOWN)
-        return verdicts, doubts, remediation.policy_yaml(proposal)
+            if ev.plaintext or ev.unreadable:  # it may be any workload of the namespace
+                why = f"{ev.plaintext + ev.unreadable:g} non-mTLS requests/connections to an unnamed workload"
+                members[ns].append(_Member("", Verdict.UNKNOWN, (), why))
+        return members
+
+    def _judge_scope(self, members: list[_Member], levels: tuple[str, ...]) -> tuple[Verdict, list[str], list[str]]:
+        """Verdict over `members`, the reasons, and the exceptions (policies at `levels`) holding one below STRICT."""
+        verdict = combine([m.verdict for m in members])
+        reasons = []
+        for m in members:
+            if m.verdict is verdict and verdict in (Verdict.BLOCKED, Verdict.UNKNOWN):
+                held = [ref for _, ref in m.holders]
+                by = f" (held below STRICT by {', '.join(held)})" if held else ""
+                reasons.append(f"{m.namespace_name}: {m.why}{by}")
+        if len(reasons) > _MAX_REASONS:
+            reasons = [*reasons[:_MAX_REASONS], f"and {len(reasons) - _MAX_REASONS} more"]
+        exceptions = sorted({ref for m in members for level, ref in m.holders if level in levels})
+        return verdict, reasons, exceptions
+
+    def _remediation(self, wide: PeerAuthentication, already_strict: bool, exceptions: list[str]) -> str:
+        """The wide STRICT policy (unless the scope is STRICT already) and an edit of every exception:
+        each document changes at least one mode, so none is offered that changes nothing."""
+        by_ref = {pa.ref: pa for pa in self.engine.policies}
+        docs = [] if already_strict else [wide]
+        docs += [remediation.strict_edit(by_ref[ref]) for ref in exceptions if ref in by_ref]
+        return "---\n".join(remediation.policy_yaml(pa) for pa in docs)
 
     def namespaces(self, workloads: list[WorkloadResult]) -> list[NamespaceResult]:
         by_ns: dict[str, list[WorkloadResult]] = defaultdict(list)
@@ -209,29 +226,19 @@ class Analysis:
         names = sorted(
             set(self.inventory.namespaces) | set(by_ns) | {ns for ns in self.unattributed if ns not in UNNAMED}
         )
+        root = self.settings.root_namespace
         results = []
         for ns in names:
             members = by_ns.get(ns, [])
             count = {v: sum(1 for w in members if w.verdict is v) for v in Verdict}
-            wide = self.engine.namespace_policy(ns) if ns != self.settings.root_namespace else self.engine.mesh_policy()
+            wide = self.engine.namespace_policy(ns) if ns != root else self.engine.mesh_policy()
             ns_res = self.resolve(ns, None)
-            meshed = [w for w in members if w.verdict is not Verdict.NOT_MESHED]
-            reasons: list[str] = []
+            verdict, reasons, exceptions = self._judge_scope(self._members.get(ns, []), (WORKLOAD,))
             yaml_text = ""
-            if not meshed and not self.unattributed.get(ns):
-                verdict = Verdict.NOT_MESHED
-            else:
-                verdicts, doubts, yaml_text = self._reach(ns)
-                reasons = doubts
-                if verdicts:
-                    verdict = combine(verdicts)
-                else:  # every workload has its own policy: the namespace-wide one changes nothing
-                    verdict = Verdict.ENFORCED if ns_res.mode is Mode.STRICT else Verdict.READY
-                    reasons.append(
-                        "every meshed workload has its own workload-level policy; the namespace policy changes none"
-                    )
-                if verdict is not Verdict.READY:
-                    yaml_text = ""
+            if verdict is Verdict.READY and ns != root:
+                yaml_text = self._remediation(self.engine.wide_strict(ns), ns_res.mode is Mode.STRICT, exceptions)
+            elif verdict is Verdict.READY:
+                reasons.append("the root namespace follows the mesh-wide policy: see the mesh's remediation")
             namespace_obj = self.inventory.namespaces.get(ns)
             injection = ""
             if namespace_obj is not None:
@@ -262,25 +269,41 @@ class Analysis:
                     injection=injection,
                     reasons=reasons,
                     remediation=yaml_text,
+                    exceptions=exceptions,
                 )
             )
         return results
 
     def mesh(self, workloads: list[WorkloadResult]) -> MeshResult:
+        root = self.settings.root_namespace
         mesh_pa = self.engine.mesh_policy()
         mode = mesh_pa.mode if mesh_pa is not None and mesh_pa.mode is not Mode.UNSET else Mode.PERMISSIVE
         source = mesh_pa.ref if mesh_pa is not None and mesh_pa.mode is not Mode.UNSET else "default"
-        if not any(w.verdict is not Verdict.NOT_MESHED for w in workloads):
+        members = [m for group in self._members.values() for m in group]
+        if not members:
             return MeshResult(Verdict.NOT_MESHED, mode.value, source, ["no meshed workload found"])
-        verdicts, doubts, yaml_text = self._reach(None)
-        if not verdicts:
-            verdict = Verdict.ENFORCED if mode is Mode.STRICT else Verdict.READY
-            doubts.append(
-                "every meshed workload has a namespace- or workload-level policy; the mesh policy changes none"
+        verdict, reasons, exceptions = self._judge_scope(members, (NAMESPACE, WORKLOAD))
+        # The headline is what-if's own answer for the mesh-wide STRICT policy: they cannot disagree.
+        prediction = predict(self, [self.engine.wide_strict(root)])
+        clients, edges, behind = len(prediction.clients), len(prediction.edges), len(prediction.untouched_edges)
+        if clients or behind:
+            reasons.insert(
+                0,
+                f"a mesh-wide STRICT would cut off {clients} client(s) ({edges} client->destination edge(s)); "
+                f"{behind} more client->destination edge(s) behind namespace- or workload-level exceptions",
             )
-        else:
-            verdict = combine(verdicts)
-        return MeshResult(verdict, mode.value, source, doubts, yaml_text if verdict is Verdict.READY else "")
+        yaml_text = self._remediation(self.engine.wide_strict(root), mode is Mode.STRICT, exceptions)
+        return MeshResult(
+            verdict,
+            mode.value,
+            source,
+            reasons,
+            yaml_text if verdict is Verdict.READY else "",
+            exceptions=exceptions,
+            cut_off_clients=clients,
+            cut_off_edges=edges,
+            behind_exceptions=behind,
+        )
 
     def edges(self) -> list[EdgeResult]:
         obs = self.observations
@@ -370,6 +393,35 @@ class Analysis:
             errors=list(self.traffic.incomplete),
             misconfigurations=self.engine.ignored_policies(),
         )
+
+
+_MAX_REASONS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    """One meshed destination as its namespace and the mesh see it."""
+
+    name: str  # "ns/name", or "" for traffic to a destination Istio could not name
+    verdict: Verdict  # judge_change: what it adds to the namespace's verdict
+    holders: tuple[tuple[str, str], ...]  # (level, policy ref) holding it below STRICT
+    why: str = ""
+
+    @property
+    def namespace_name(self) -> str:
+        return self.name or "an unnamed workload"
+
+
+def _holders(resolution: Resolution) -> tuple[tuple[str, str], ...]:
+    """The policies (with their level) that keep this resolution below STRICT somewhere."""
+    if resolution.everywhere(Mode.STRICT):
+        return ()
+    held = []
+    if resolution.mode is not Mode.STRICT and resolution.level in (NAMESPACE, WORKLOAD):
+        held.append((resolution.level, resolution.source))
+    if resolution.port_source and any(m is not Mode.STRICT for m in resolution.port_modes.values()):
+        held.append((WORKLOAD, resolution.port_source))
+    return tuple(dict.fromkeys(held))
 
 
 def _mixed(resolution: Resolution) -> str:

@@ -65,3 +65,10 @@ def strict_for_workload(workload: Workload, existing: PeerAuthentication | None,
     return policy_yaml(
         PeerAuthentication(workload.namespace, f"{workload.name}-strict", workload_created, selector, Mode.STRICT)
     )
+
+
+def strict_edit(pa: PeerAuthentication) -> PeerAuthentication:
+    """The same policy (same name, so `kubectl apply` edits it) made STRICT on every port."""
+    return PeerAuthentication(
+        pa.namespace, pa.name, pa.created, pa.selector, Mode.STRICT, {p: Mode.STRICT for p in pa.port_modes}
+    )

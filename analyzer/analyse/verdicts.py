@@ -83,7 +83,11 @@ def judge_workload(
 
 
 def judge_change(before: Resolution, evidence: Evidence, doubts: list[str]) -> Verdict:
-    """Verdict for a workload that a wider STRICT policy would reach."""
+    """What one meshed workload adds to its namespace's (or the mesh's) verdict, whichever policy
+    holds it below STRICT (namespace-wide, a workload-level exception or a DISABLE)."""
+    if any(d.startswith("labels unknown") for d in doubts):
+        # Its mode cannot be resolved; plaintext arriving still proves it is not STRICT.
+        return Verdict.BLOCKED if evidence.plaintext > 0 else Verdict.UNKNOWN
     if before.everywhere(Mode.STRICT):
         return Verdict.ENFORCED
     if evidence.plaintext > 0:
@@ -94,7 +98,11 @@ def judge_change(before: Resolution, evidence: Evidence, doubts: list[str]) -> V
 
 
 def combine(verdicts: list[Verdict]) -> Verdict:
-    """Namespace or mesh verdict from the verdicts of the workloads a change would reach."""
+    """Namespace or mesh verdict from what every meshed workload in it adds (judge_change):
+    BLOCKED beats UNKNOWN beats the rest; ENFORCED only when all are; NO_TRAFFIC when none of
+    those not yet STRICT has evidence. No meshed workload at all: NOT_MESHED."""
+    if not verdicts:
+        return Verdict.NOT_MESHED
     if any(v is Verdict.BLOCKED for v in verdicts):
         return Verdict.BLOCKED
     if any(v is Verdict.UNKNOWN for v in verdicts):

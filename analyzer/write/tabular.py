@@ -30,6 +30,7 @@ NAMESPACE_COLUMNS = [
     "plaintext_count", "verdict",
     # additions
     "mode_source", "unknown", "disabled", "not_meshed", "mtls_count", "injection", "reasons",
+    "exceptions",
 ]  # fmt: skip
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
