@@ -20,6 +20,7 @@ from analyzer.collect.manifests import (
     peer_authentication,
     workload_identity,
 )
+from analyzer.collect.schemas import Metadata, PodMetadata, PodSpec
 from analyzer.model.inventory import Dataplane, Namespace
 from analyzer.model.policy import Mode
 
@@ -375,7 +376,8 @@ DATAPLANE_CASES = [
 
 @pytest.mark.parametrize(("pod_meta", "pod_spec", "ns", "running", "want"), DATAPLANE_CASES)
 def test_dataplane(pod_meta: dict, pod_spec: dict, ns: Namespace | None, running: bool, want: Dataplane) -> None:
-    assert dataplane(pod_meta, pod_spec, ns, running_pod=running) is want
+    meta, spec = PodMetadata.model_validate(pod_meta), PodSpec.model_validate(pod_spec)
+    assert dataplane(meta, spec, ns, running_pod=running) is want
 
 
 # -- workload identity -----------------------------------------------------------------------------------------------
@@ -476,7 +478,8 @@ def bare(kind: str, name: str) -> dict:
     ],
 )
 def test_workload_identity(obj: dict, owners: dict | None, want: tuple[str, str]) -> None:
-    assert workload_identity(obj, owners) == want
+    typed = {("", name): Metadata.model_validate(o["metadata"]) for (_, name), o in (owners or {}).items()}
+    assert workload_identity(obj["kind"], Metadata.model_validate(obj["metadata"]), typed) == want
 
 
 def test_build_inventory_names_pods_after_their_deployment_with_namespace_injection() -> None:
