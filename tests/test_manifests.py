@@ -8,11 +8,13 @@ enablement, and istio's workload naming (pkg/kube/util.go GetDeployMetaFromPod).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from analyzer.collect.manifests import (
     EPOCH,
@@ -26,6 +28,9 @@ from analyzer.collect.policy_files import load_inventory
 from analyzer.collect.schemas import Metadata, PodMetadata, PodSpec
 from analyzer.model.inventory import Dataplane, Namespace
 from analyzer.model.policy import Mode
+from analyzer.sample import catalogue
+from analyzer.sample.mesh import SampleMesh
+from tests.support.e2e import Report, run_report, short_history
 
 P, S, D, U = Mode.PERMISSIVE, Mode.STRICT, Mode.DISABLE, Mode.UNSET
 
@@ -789,3 +794,54 @@ def test_a_document_that_is_no_object_is_reported_and_doubts_every_namespace(
     [problem] = inv.problems
     assert problem.startswith(f"{path} (document 1): skipped: ") and reason in problem
     assert list(inv.policy_doubts) == ["shop"]
+
+
+# -- end to end: files -> report -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_served(
+    prometheus_factory: Callable[[SampleMesh], str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, list[dict]]:
+    mesh = short_history(catalogue.demo())
+    return prometheus_factory(mesh), mesh.manifests()
+
+
+def _report_with(served: tuple[str, list[dict]], folder: Path, extra: dict) -> Report:
+    url, manifests = served
+    folder.mkdir(parents=True, exist_ok=True)
+    policies = folder / "policies.yaml"
+    policies.write_text(yaml.safe_dump_all([*manifests, extra], sort_keys=False), encoding="utf-8")
+    return run_report(None, url, policies, folder / "reports")
+
+
+def test_an_unreadable_policy_makes_ready_unknown_in_its_namespace_only(
+    demo_served: tuple[str, list[dict]], tmp_path: Path
+) -> None:
+    before = _report_with(demo_served, tmp_path / "before", {"kind": "ConfigMap", "metadata": {"name": "x"}})
+    assert (before.verdict("edge/ratelimit"), before.verdict("edge/gateway-api")) == ("READY", "BLOCKED")
+    assert before.verdict("shop/cart") == "READY"
+    broken = pa_obj({"mtls": {"mode": "Strict"}}, name="edge-default", namespace="edge")
+    after = _report_with(demo_served, tmp_path / "after", broken)
+    assert after.code == 2
+    assert after.verdict("edge/ratelimit") == "UNKNOWN"
+    assert "PeerAuthentication edge/edge-default could not be read" in after.workloads["edge/ratelimit"]["reasons"]
+    assert after.verdict("edge/gateway-api") == "BLOCKED"  # plaintext arriving still proves it is not STRICT
+    assert after.verdict("shop/cart") == "READY"  # another namespace is untouched
+    assert after.summary["namespaces"]["shop"] == "READY"
+    [warning] = [w for w in after.summary["warnings"] if "edge-default" in w]
+    assert "policies.yaml (document" in warning and "spec.mtls.mode" in warning
+
+
+def test_an_unreadable_root_namespace_policy_makes_every_ready_unknown(
+    demo_served: tuple[str, list[dict]], tmp_path: Path
+) -> None:
+    broken = pa_obj({"portLevelMtls": {"http": {"mode": "STRICT"}}}, name="mesh", namespace="istio-system")
+    after = _report_with(demo_served, tmp_path, broken)
+    verdicts = {ref: row["verdict"] for ref, row in after.workloads.items()}
+    assert "READY" not in verdicts.values()
+    assert (verdicts["shop/cart"], verdicts["edge/ratelimit"], verdicts["orders/web"]) == (
+        "UNKNOWN",
+        "UNKNOWN",
+        "BLOCKED",
+    )
