@@ -7,10 +7,14 @@ enablement, and istio's workload naming (pkg/kube/util.go GetDeployMetaFromPod).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from analyzer.collect.manifests import (
     EPOCH,
@@ -20,8 +24,13 @@ from analyzer.collect.manifests import (
     peer_authentication,
     workload_identity,
 )
+from analyzer.collect.policy_files import load_inventory
+from analyzer.collect.schemas import Metadata, PodMetadata, PodSpec
 from analyzer.model.inventory import Dataplane, Namespace
 from analyzer.model.policy import Mode
+from analyzer.sample import catalogue
+from analyzer.sample.mesh import SampleMesh
+from tests.support.e2e import Report, run_report, short_history
 
 P, S, D, U = Mode.PERMISSIVE, Mode.STRICT, Mode.DISABLE, Mode.UNSET
 
@@ -375,7 +384,8 @@ DATAPLANE_CASES = [
 
 @pytest.mark.parametrize(("pod_meta", "pod_spec", "ns", "running", "want"), DATAPLANE_CASES)
 def test_dataplane(pod_meta: dict, pod_spec: dict, ns: Namespace | None, running: bool, want: Dataplane) -> None:
-    assert dataplane(pod_meta, pod_spec, ns, running_pod=running) is want
+    meta, spec = PodMetadata.model_validate(pod_meta), PodSpec.model_validate(pod_spec)
+    assert dataplane(meta, spec, ns, running_pod=running) is want
 
 
 # -- workload identity -----------------------------------------------------------------------------------------------
@@ -476,7 +486,8 @@ def bare(kind: str, name: str) -> dict:
     ],
 )
 def test_workload_identity(obj: dict, owners: dict | None, want: tuple[str, str]) -> None:
-    assert workload_identity(obj, owners) == want
+    typed = {("", name): Metadata.model_validate(o["metadata"]) for (_, name), o in (owners or {}).items()}
+    assert workload_identity(obj["kind"], Metadata.model_validate(obj["metadata"]), typed) == want
 
 
 def test_build_inventory_names_pods_after_their_deployment_with_namespace_injection() -> None:
@@ -502,4 +513,335 @@ def test_build_inventory_names_pods_after_their_deployment_with_namespace_inject
         "Deployment",
         Dataplane.SIDECAR,
         {"app": "api"},
+    )
+
+
+# -- malformed objects: one warning naming the object, the object skipped, the run goes on ---------------------------
+
+
+def dr_obj(spec: Any, **meta: Any) -> dict:
+    metadata = {"name": "dr", "namespace": "shop", **meta}
+    return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": metadata, "spec": spec}
+
+
+def deployment(pod_spec: Any, *, labels: Any = None, name: str = "web") -> dict:
+    template = {"metadata": {"labels": labels if labels is not None else {"app": name}}, "spec": pod_spec}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"template": template},
+    }
+
+
+GOOD_DR = dr_obj({"host": "web", "trafficPolicy": {"tls": {"mode": "DISABLE"}}}, name="good")
+GOOD_WORKLOAD = deployment({"containers": [{"name": "app", "ports": [{"containerPort": 8080}]}]}, name="good")
+
+
+@pytest.mark.parametrize(
+    ("obj", "named", "field"),
+    [
+        pytest.param(
+            dr_obj({"host": "web", "trafficPolicy": {"portLevelSettings": [1]}}),
+            "DestinationRule shop/dr",
+            "portLevelSettings.0: expected a map",
+            id="dr-port-level-settings-not-maps",
+        ),
+        pytest.param(dr_obj([{"host": "web"}]), "DestinationRule shop/dr", "spec: expected a map", id="dr-spec-a-list"),
+        pytest.param(
+            dr_obj({"host": "web", "trafficPolicy": {"portLevelSettings": [{"port": {"number": "http"}}]}}),
+            "DestinationRule shop/dr",
+            "port.number: expected a whole number, got 'http'",
+            id="dr-port-number-a-name",
+        ),
+        pytest.param(
+            dr_obj({"host": "web", "trafficPolicy": {"tls": {"mode": "disable"}}}),
+            "DestinationRule shop/dr",
+            "tls.mode: expected 'DISABLE', 'SIMPLE', 'MUTUAL' or 'ISTIO_MUTUAL'",
+            id="dr-lowercase-tls-mode",
+        ),
+        pytest.param(
+            dr_obj({"trafficPolicy": {}}), "DestinationRule shop/dr", "spec.host: is missing", id="dr-no-host"
+        ),
+        pytest.param(
+            dr_obj({"host": "web", "exportTo": "."}),
+            "DestinationRule shop/dr",
+            "exportTo: expected a list",
+            id="dr-export-to-a-string",
+        ),
+        pytest.param(
+            dr_obj({"host": ["web"]}), "DestinationRule shop/dr", "spec.host: expected a string", id="dr-host-list"
+        ),
+        pytest.param(
+            pa_obj({"mtls": {"mode": "Strict"}}),
+            "PeerAuthentication shop/pa",
+            "spec.mtls.mode: expected 'UNSET', 'DISABLE', 'PERMISSIVE' or 'STRICT'",
+            id="pa-mode-Strict",
+        ),
+        pytest.param(
+            pa_obj({"portLevelMtls": {"http": {"mode": "STRICT"}}}),
+            "PeerAuthentication shop/pa",
+            "portLevelMtls.http: expected a whole number",
+            id="pa-port-key-a-name",
+        ),
+        pytest.param(
+            pa_obj({"portLevelMtls": {"80": ["STRICT"]}}),
+            "PeerAuthentication shop/pa",
+            "portLevelMtls.80: expected a map",
+            id="pa-port-setting-a-list",
+        ),
+        pytest.param(
+            {"kind": "Namespace", "metadata": {"name": "shop", "labels": ["istio-injection"]}},
+            "Namespace shop",
+            "metadata.labels: expected a map",
+            id="namespace-labels-a-list",
+        ),
+        pytest.param(
+            {"kind": "Namespace", "metadata": "shop"},
+            "Namespace ?",
+            "metadata: expected a map",
+            id="namespace-metadata-a-string",
+        ),
+        pytest.param(
+            deployment({"containers": {"name": "app"}}),
+            "Deployment shop/web",
+            "spec.template.spec.containers: expected a list",
+            id="containers-a-map",
+        ),
+        pytest.param(
+            deployment({"containers": [{"name": "app", "ports": [{"containerPort": "http"}]}]}),
+            "Deployment shop/web",
+            "containerPort: expected a whole number, got 'http'",
+            id="container-port-a-name",
+        ),
+        pytest.param(
+            deployment({"containers": [{"name": "app", "ports": [{"containerPort": True}]}]}),
+            "Deployment shop/web",
+            "containerPort: expected a port number",
+            id="container-port-a-bool",
+        ),
+        pytest.param(
+            deployment({}, labels={"app": {"nested": "map"}}),
+            "Deployment shop/web",
+            "spec.template.metadata.labels.app: expected a string",
+            id="pod-label-a-map",
+        ),
+        pytest.param(deployment([]), "Deployment shop/web", "spec.template.spec: expected a map", id="pod-spec-a-list"),
+        pytest.param(
+            {"kind": "Pod", "metadata": {"name": "p", "namespace": "shop", "ownerReferences": {"kind": "Job"}}},
+            "Pod shop/p",
+            "metadata.ownerReferences: expected a list",
+            id="owner-references-a-map",
+        ),
+        pytest.param(
+            {"kind": "CronJob", "metadata": {"name": "c", "namespace": "shop"}, "spec": {"jobTemplate": 3}},
+            "CronJob shop/c",
+            "spec.jobTemplate: expected a map",
+            id="cronjob-job-template-a-number",
+        ),
+        pytest.param(
+            {"kind": "Pod", "metadata": {"name": "p"}, "spec": {"hostNetwork": {"on": 1}}},
+            "Pod p",
+            "spec.hostNetwork: expected true or false",
+            id="host-network-a-map",
+        ),
+        pytest.param({"kind": ["Pod"], "metadata": {"name": "p"}}, "object p", "kind is missing", id="kind-a-list"),
+    ],
+)
+def test_a_malformed_object_is_one_warning_naming_it_and_the_run_goes_on(obj: dict, named: str, field: str) -> None:
+    inv = build_inventory([(GOOD_DR, "good.yaml"), (obj, "bad.yaml (document 2)"), (GOOD_WORKLOAD, "good.yaml")])
+    assert len(inv.problems) == 1, inv.problems
+    assert inv.problems[0].startswith(f"bad.yaml (document 2): skipped {named}: ")
+    assert field in inv.problems[0]
+    assert [r.ref for r in inv.destination_rules] == ["shop/good"]
+    assert list(inv.workloads) == [("shop", "good")]
+
+
+def test_a_message_never_embeds_a_huge_or_hostile_value() -> None:
+    huge = "\u202e=cmd|' /C calc'!A0" + "x" * 1_000_000
+    objects = [
+        pa_obj({"mtls": {"mode": huge}}, name=huge),
+        pa_obj({"portLevelMtls": {huge: {"mode": "STRICT"}}}),
+        dr_obj({"host": "web", "trafficPolicy": {"tls": {"mode": [huge] * 1000}}}),
+    ]
+    inv = build_inventory([(o, "f.yaml") for o in objects])
+    assert len(inv.problems) == 3
+    for problem in inv.problems:
+        assert len(problem) < 600, problem[:200]
+        assert "\u202e" not in problem and "x" * 260 not in problem  # names are bounded at 253
+
+
+def test_match_expressions_in_a_peer_authentication_warn_and_the_policy_still_counts() -> None:
+    obj = pa_obj(
+        {
+            "selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]},
+            "mtls": {"mode": "STRICT"},
+        }
+    )
+    inv = build_inventory([(obj, "f.yaml")])
+    assert inv.problems == []
+    [warning] = inv.warnings
+    assert warning.startswith("f.yaml: PeerAuthentication shop/pa: selector.matchExpressions is ignored")
+    assert "whole namespace" in warning
+    # Istio ignores the field: the policy governs the whole namespace, as the analysis reads it.
+    assert [(p.selector, p.mode) for p in inv.peer_authentications] == [({}, S)]
+
+
+@pytest.mark.parametrize(
+    ("obj", "doubted"),
+    [
+        pytest.param(pa_obj({"mtls": {"mode": "Strict"}}), {"shop"}, id="namespace-policy"),
+        pytest.param(pa_obj({"mtls": {"mode": "Strict"}}, namespace="istio-system"), {"istio-system"}, id="root"),
+        pytest.param(pa_obj({"mtls": {"mode": "Strict"}}, namespace=None), {"default"}, id="no-namespace-is-default"),
+        pytest.param(pa_obj({}, name=["x"]), {"shop"}, id="bad-name-known-namespace"),
+        pytest.param(pa_obj({}, namespace={"a": 1}), {"shop", "web", "default"}, id="unreadable-namespace-doubts-all"),
+    ],
+)
+def test_an_unreadable_peer_authentication_casts_doubt_on_its_scope(obj: dict, doubted: set[str]) -> None:
+    others = [
+        ({"kind": "Namespace", "metadata": {"name": "web"}}, "ns.yaml"),
+        ({"kind": "Namespace", "metadata": {"name": "default"}}, "ns.yaml"),
+        (GOOD_WORKLOAD, "apps.yaml"),
+        (dr_obj({"host": "x"}, name="fine"), "dr.yaml"),
+    ]
+    inv = build_inventory([(obj, "pa.yaml"), *others])
+    assert set(inv.policy_doubts) == doubted
+    for reasons in inv.policy_doubts.values():
+        assert len(reasons) == 1 and reasons[0].startswith("PeerAuthentication ") and "could not be read" in reasons[0]
+    assert len(inv.problems) == 1
+
+
+def test_a_readable_peer_authentication_or_a_bad_destination_rule_casts_no_doubt() -> None:
+    inv = build_inventory([(pa_obj({"mtls": {"mode": "STRICT"}}), "a"), (dr_obj([1]), "b"), (deployment([]), "c")])
+    assert inv.policy_doubts == {}
+    assert len(inv.problems) == 2
+
+
+# -- files: JSON first, YAML with duplicate keys and alias bombs ------------------------------------------------------
+
+PA_YAML = """\
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: good, namespace: shop}
+spec: {mtls: {mode: STRICT}}
+"""
+
+
+def test_a_duplicate_yaml_key_warns_naming_the_file_line_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text(PA_YAML + "---\n" + PA_YAML.replace("good", "twice") + "spec: {mtls: {mode: DISABLE}}\n")
+    inv = load_inventory(path)
+    assert inv.problems == []
+    [warning] = inv.warnings
+    assert warning.startswith(f"{path} (document 2): line 10: duplicate key 'spec'")
+    # The last value wins, as kubectl's decoder does; the warning says so.
+    assert [(p.name, p.mode) for p in inv.peer_authentications] == [("good", S), ("twice", D)]
+
+
+def test_a_yaml_alias_bomb_is_refused_with_a_warning_and_the_other_documents_are_read(tmp_path: Path) -> None:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text(
+        PA_YAML + "---\nkind: ConfigMap\n" + "\n".join(lines) + "\n---\n" + PA_YAML.replace("good", "after")
+    )
+    inv = load_inventory(path)
+    [problem] = inv.problems
+    assert problem.startswith(f"{path} (document 2): skipped: refused: its aliases expand to more than")
+    assert [p.name for p in inv.peer_authentications] == ["good", "after"]
+    # What it held is unknown: it may have been a PeerAuthentication, so its scope (everything) is in doubt.
+    assert "shop" in inv.policy_doubts
+
+
+def test_a_self_referencing_yaml_document_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "loop.yaml"
+    path.write_text("kind: ConfigMap\ndata: &a [*a]\n")
+    [problem] = load_inventory(path).problems
+    assert "refused: an alias refers to a node that contains it" in problem
+
+
+def test_legitimate_yaml_aliases_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "aliases.yaml"
+    path.write_text(PA_YAML.replace("spec: {mtls: {mode: STRICT}}", "spec: {mtls: &strict {mode: STRICT}, x: *strict}"))
+    inv = load_inventory(path)
+    assert (inv.problems, [p.mode for p in inv.peer_authentications]) == ([], [S])
+
+
+def test_a_kubectl_json_list_is_read(tmp_path: Path) -> None:
+    items = [pa_obj({"mtls": {"mode": "STRICT"}}, name=f"pa-{i}") for i in range(3)] + [7]
+    path = tmp_path / "list.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    inv = load_inventory(path)
+    assert [p.name for p in inv.peer_authentications] == ["pa-0", "pa-1", "pa-2"]
+    assert inv.problems == [f"{path} (document 1): skipped: item 4 is a int, not an object"]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        pytest.param("- kind: PeerAuthentication\n", "the document is a list, not a Kubernetes object", id="list-doc"),
+        pytest.param("just a string\n", "the document is a str", id="scalar-doc"),
+        pytest.param('{"kind": "PeerAuthenticationList", "items": {"a": 1}}', "items is not a list", id="items-map"),
+    ],
+)
+def test_a_document_that_is_no_object_is_reported_and_doubts_every_namespace(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    path = tmp_path / "odd.yaml"
+    path.write_text(text)
+    (tmp_path / "pa.yaml").write_text(PA_YAML)
+    inv = load_inventory(tmp_path)
+    [problem] = inv.problems
+    assert problem.startswith(f"{path} (document 1): skipped: ") and reason in problem
+    assert list(inv.policy_doubts) == ["shop"]
+
+
+# -- end to end: files -> report -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_served(
+    prometheus_factory: Callable[[SampleMesh], str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, list[dict]]:
+    mesh = short_history(catalogue.demo())
+    return prometheus_factory(mesh), mesh.manifests()
+
+
+def _report_with(served: tuple[str, list[dict]], folder: Path, extra: dict) -> Report:
+    url, manifests = served
+    folder.mkdir(parents=True, exist_ok=True)
+    policies = folder / "policies.yaml"
+    policies.write_text(yaml.safe_dump_all([*manifests, extra], sort_keys=False), encoding="utf-8")
+    return run_report(None, url, policies, folder / "reports")
+
+
+def test_an_unreadable_policy_makes_ready_unknown_in_its_namespace_only(
+    demo_served: tuple[str, list[dict]], tmp_path: Path
+) -> None:
+    before = _report_with(demo_served, tmp_path / "before", {"kind": "ConfigMap", "metadata": {"name": "x"}})
+    assert (before.verdict("edge/ratelimit"), before.verdict("edge/gateway-api")) == ("READY", "BLOCKED")
+    assert before.verdict("shop/cart") == "READY"
+    broken = pa_obj({"mtls": {"mode": "Strict"}}, name="edge-default", namespace="edge")
+    after = _report_with(demo_served, tmp_path / "after", broken)
+    assert after.code == 2
+    assert after.verdict("edge/ratelimit") == "UNKNOWN"
+    assert "PeerAuthentication edge/edge-default could not be read" in after.workloads["edge/ratelimit"]["reasons"]
+    assert after.verdict("edge/gateway-api") == "BLOCKED"  # plaintext arriving still proves it is not STRICT
+    assert after.verdict("shop/cart") == "READY"  # another namespace is untouched
+    assert after.summary["namespaces"]["shop"] == "READY"
+    [warning] = [w for w in after.summary["warnings"] if "edge-default" in w]
+    assert "policies.yaml (document" in warning and "spec.mtls.mode" in warning
+
+
+def test_an_unreadable_root_namespace_policy_makes_every_ready_unknown(
+    demo_served: tuple[str, list[dict]], tmp_path: Path
+) -> None:
+    broken = pa_obj({"portLevelMtls": {"http": {"mode": "STRICT"}}}, name="mesh", namespace="istio-system")
+    after = _report_with(demo_served, tmp_path, broken)
+    verdicts = {ref: row["verdict"] for ref, row in after.workloads.items()}
+    assert "READY" not in verdicts.values()
+    assert (verdicts["shop/cart"], verdicts["edge/ratelimit"], verdicts["orders/web"]) == (
+        "UNKNOWN",
+        "UNKNOWN",
+        "BLOCKED",
     )

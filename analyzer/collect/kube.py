@@ -268,8 +268,9 @@ def _kept_annotation(key: str) -> bool:
 def _metadata(meta: dict, *, owners: bool = False) -> dict:
     out = {k: meta[k] for k in ("name", "namespace", "creationTimestamp") if meta.get(k)}
     if meta.get("labels"):
-        out["labels"] = dict(meta["labels"])  # selectors match on them
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if _kept_annotation(k)}
+        out["labels"] = meta["labels"]  # selectors match on them; a wrong type is reported by the reader
+    raw = meta.get("annotations") or {}
+    annotations = {k: v for k, v in raw.items() if _kept_annotation(str(k))} if isinstance(raw, dict) else {}
     if annotations:
         out["annotations"] = annotations
     if owners and meta.get("ownerReferences"):

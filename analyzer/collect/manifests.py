@@ -1,138 +1,141 @@
 """Kubernetes objects (as plain dicts) to model objects.
 
 Shared by every inventory source: policy files, the live cluster and the sample mesh all
-produce the same dicts, so they cannot disagree on how an object is read.
+produce the same dicts, so they cannot disagree on how an object is read. Each object is first
+validated against its typed shape (`schemas`); one path turns any validation error into one
+warning naming the object, and the object is skipped.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
+from analyzer.collect import schemas
+from analyzer.collect.schemas import Metadata, PodMetadata, PodSpec, WorkloadObject
 from analyzer.model.inventory import Dataplane, Inventory, Namespace, Workload
 from analyzer.model.policy import DestinationRule, Mode, PeerAuthentication
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job", "CronJob"}
+WORKLOAD_KINDS = set(schemas.WORKLOAD_SHAPES)
 PEER_AUTH_GROUP = "security.istio.io"
 DEST_RULE_GROUP = "networking.istio.io"
 # istio/istio pkg/kube/util.go: a Job named <cronjob>-<8..10 digit timestamp> belongs to a CronJob.
 _CRONJOB_JOB = re.compile(r"^(.+)-\d{8,10}$")
+_Shape = TypeVar("_Shape", bound=schemas.Shape)
 
 
 class ObjectError(ValueError):
     """One object could not be read; it is reported and skipped."""
 
 
-def parse_time(value: Any) -> datetime:
-    if not value:
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A document of an input that holds no readable object (a list, a scalar, an alias bomb).
+
+    Sources yield it in place of an object so the one reader reports it with everything else."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something worth a warning about an input that is still read (e.g. a duplicate YAML key)."""
+
+    text: str
+
+
+Item = dict | Unreadable | Notice
+
+
+def validate(shape: type[_Shape], obj: Any) -> _Shape:
+    """The one path from a malformed object to ObjectError: a short field path and what was expected."""
+    try:
+        return shape.model_validate(obj)
+    except ValidationError as exc:
+        raise ObjectError(schemas.describe(exc)) from None
+    except RecursionError:  # a self-referencing document (YAML aliases)
+        raise ObjectError("the object refers to itself") from None
+
+
+def _created(meta: Metadata) -> datetime:
+    value = meta.creationTimestamp
+    if value is None:
         return EPOCH  # hand-written manifests have none; ties then fall to the name
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise ObjectError(f"bad creationTimestamp {value!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _meta(obj: dict) -> dict:
+def ref(obj: Any) -> str:
+    """`Kind namespace/name` of a possibly malformed object, bounded and printable."""
+    if not isinstance(obj, dict):
+        return "object"
     meta = obj.get("metadata")
-    if not isinstance(meta, dict) or not meta.get("name"):
-        raise ObjectError("metadata.name is missing")
-    return meta
+    meta = meta if isinstance(meta, dict) else {}
+    kind = obj.get("kind") if isinstance(obj.get("kind"), str) else "object"
+    name = meta.get("name")
+    namespace = meta.get("namespace")
+    where = f"{schemas.short(namespace, 63)}/" if isinstance(namespace, str) and namespace else ""
+    return f"{schemas.short(kind)} {where}{schemas.short(name, 253) if isinstance(name, str) and name else '?'}"
 
 
-def _str_map(value: Any, what: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ObjectError(f"{what} must be a map")
-    return {str(k): str(v) for k, v in value.items()}
+def _selector(value: schemas.WorkloadSelector | None) -> dict[str, str]:
+    return dict(value.matchLabels or {}) if value else {}
 
 
-def ref(obj: dict) -> str:
-    meta = obj.get("metadata") or {}
-    kind = obj.get("kind", "object")
-    return f"{kind} {meta.get('namespace', '')}/{meta.get('name', '?')}".replace(" /", " ")
-
-
-def _mode(value: Any) -> Mode:
-    """An mTLS mode exactly as the CRD enum spells it; the API server rejects `strict` or ``."""
-    if value is None:
-        return Mode.UNSET
-    if not isinstance(value, str) or value not in Mode.__members__:
-        raise ObjectError(f"unknown mTLS mode {value!r} (expected UNSET, DISABLE, PERMISSIVE or STRICT, in capitals)")
-    return Mode(value)
-
-
-def peer_authentication(obj: dict, default_namespace: str = "default") -> PeerAuthentication:
-    meta = _meta(obj)
-    spec = obj.get("spec") or {}
-    if not isinstance(spec, dict):
-        raise ObjectError("spec must be a map")
-    try:
-        selector = _str_map((spec.get("selector") or {}).get("matchLabels"), "selector.matchLabels")
-        mode = _mode((spec.get("mtls") or {}).get("mode"))
-        ports = {}
-        for port, setting in (spec.get("portLevelMtls") or {}).items():
-            number = int(str(port))  # JSON map keys are strings; YAML may give ints
-            if not 1 <= number <= 65535:
-                raise ObjectError(f"portLevelMtls port {port} is outside 1..65535")
-            ports[number] = _mode((setting or {}).get("mode"))
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise ObjectError(str(exc)) from None
-    return PeerAuthentication(
-        namespace=meta.get("namespace") or default_namespace,
-        name=meta["name"],
-        created=parse_time(meta.get("creationTimestamp")),
-        selector=selector,
-        mode=mode,
-        port_modes=ports,
+def read_peer_authentication(obj: Any, default_namespace: str = "default") -> tuple[PeerAuthentication, list[str]]:
+    """The policy and what is worth a warning about it (fields Istio ignores)."""
+    shape = validate(schemas.PeerAuthenticationObject, obj)
+    meta, spec = shape.metadata, shape.spec or schemas.PeerAuthenticationSpec()
+    notes = []
+    if spec.selector is not None and spec.selector.matchExpressions is not None:
+        notes.append(
+            "selector.matchExpressions is ignored: a PeerAuthentication selects with matchLabels only"
+            + ("" if spec.selector.matchLabels else ", so this policy applies to the whole namespace")
+        )
+    policy = PeerAuthentication(
+        namespace=meta.namespace or default_namespace,
+        name=meta.name,
+        created=_created(meta),
+        selector=_selector(spec.selector),
+        mode=(spec.mtls.mode if spec.mtls else None) or Mode.UNSET,
+        port_modes={port: (s.mode if s else None) or Mode.UNSET for port, s in (spec.portLevelMtls or {}).items()},
     )
+    return policy, notes
 
 
-def destination_rule(obj: dict, default_namespace: str = "default") -> DestinationRule:
-    meta = _meta(obj)
-    spec = obj.get("spec") or {}
-    host = spec.get("host")
-    if not host:
-        raise ObjectError("spec.host is missing")
-    policy = spec.get("trafficPolicy") or {}
+def peer_authentication(obj: Any, default_namespace: str = "default") -> PeerAuthentication:
+    return read_peer_authentication(obj, default_namespace)[0]
+
+
+def destination_rule(obj: Any, default_namespace: str = "default") -> DestinationRule:
+    shape = validate(schemas.DestinationRuleObject, obj)
+    meta, spec = shape.metadata, shape.spec
+    policy = spec.trafficPolicy or schemas.TrafficPolicy()
     ports: dict[int, str | None] = {}
-    for entry in policy.get("portLevelSettings") or []:
-        number = (entry.get("port") or {}).get("number")
-        if number is not None:
+    for entry in policy.portLevelSettings or []:
+        if entry.port is not None and entry.port.number is not None:
             # A matching port entry replaces the top-level policy: no tls there means auto mTLS.
-            ports[int(number)] = (entry.get("tls") or {}).get("mode")
+            ports[entry.port.number] = entry.tls.mode if entry.tls else None
     return DestinationRule(
-        namespace=meta.get("namespace") or default_namespace,
-        name=meta["name"],
-        created=parse_time(meta.get("creationTimestamp")),
-        host=str(host),
-        tls_mode=(policy.get("tls") or {}).get("mode"),
+        namespace=meta.namespace or default_namespace,
+        name=meta.name,
+        created=_created(meta),
+        host=spec.host,
+        tls_mode=policy.tls.mode if policy.tls else None,
         port_tls_modes=ports,
-        workload_selector=_str_map((spec.get("workloadSelector") or {}).get("matchLabels"), "workloadSelector"),
-        export_to=tuple(spec.get("exportTo") or ()),
+        workload_selector=_selector(spec.workloadSelector),
+        export_to=tuple(spec.exportTo or ()),
     )
 
 
-def namespace(obj: dict) -> Namespace:
-    meta = _meta(obj)
-    return Namespace(name=meta["name"], labels=_str_map(meta.get("labels"), "labels"))
-
-
-def _pod_template(obj: dict) -> tuple[dict, dict]:
-    """(metadata, spec) of the pod a workload object runs."""
-    kind = obj.get("kind")
-    spec = obj.get("spec") or {}
-    if kind == "Pod":
-        return obj.get("metadata") or {}, spec
-    if kind == "CronJob":
-        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
-    template = spec.get("template") or {}
-    return template.get("metadata") or {}, template.get("spec") or {}
+def namespace(obj: Any) -> Namespace:
+    meta = validate(schemas.NamespaceObject, obj).metadata
+    return Namespace(name=meta.name, labels=dict(meta.labels or {}))
 
 
 def _injected(labels: dict, annotations: dict, ns_labels: dict) -> bool:
@@ -169,20 +172,20 @@ def _istio_infrastructure(labels: dict, annotations: dict) -> bool:
     )
 
 
-def dataplane(pod_meta: dict, pod_spec: dict, ns: Namespace | None, *, running_pod: bool) -> Dataplane:
+def dataplane(pod_meta: PodMetadata, pod_spec: PodSpec, ns: Namespace | None, *, running_pod: bool) -> Dataplane:
     """Sidecar, ambient, gateway (Istio's own proxies) or none.
 
     A running pod is judged by what it has (the injector's status annotation or an istio-proxy
     container); a template by whether the injector would act on it.
     """
-    labels = pod_meta.get("labels") or {}
-    annotations = pod_meta.get("annotations") or {}
-    containers = [*(pod_spec.get("containers") or []), *(pod_spec.get("initContainers") or [])]
+    labels = pod_meta.labels or {}
+    annotations = pod_meta.annotations or {}
+    containers = [*(pod_spec.containers or []), *(pod_spec.initContainers or [])]
     if _istio_infrastructure(labels, annotations):
         return Dataplane.GATEWAY
-    if "sidecar.istio.io/status" in annotations or any(c.get("name") == "istio-proxy" for c in containers):
+    if "sidecar.istio.io/status" in annotations or any(c.name == "istio-proxy" for c in containers):
         return Dataplane.SIDECAR
-    if pod_spec.get("hostNetwork"):
+    if pod_spec.hostNetwork:
         return Dataplane.NONE  # neither the injector nor istio-cni touches host-network pods
     if not running_pod and _injected(labels, annotations, ns.labels if ns else {}):
         return Dataplane.SIDECAR
@@ -195,22 +198,24 @@ def dataplane(pod_meta: dict, pod_spec: dict, ns: Namespace | None, *, running_p
     return Dataplane.NONE
 
 
-def workload_identity(obj: dict, owners: dict[tuple[str, str], dict] | None = None) -> tuple[str, str]:
+# ReplicaSets by (namespace, name): a pod's owner, to name the Deployment behind it.
+Owners = dict[tuple[str, str], Metadata]
+
+
+def workload_identity(kind: str, meta: Metadata, owners: Owners | None = None) -> tuple[str, str]:
     """(kind, name) of the workload as Istio names it in metrics (WORKLOAD_NAME)."""
-    kind = obj.get("kind", "")
-    meta = obj.get("metadata") or {}
-    name = meta["name"]
+    name = meta.name
     if kind == "ReplicaSet" or kind == "Pod":
-        ref_ = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+        ref_ = next((r for r in meta.ownerReferences or [] if r.controller), None)
         if ref_ is None:
             return kind, name
-        owner_kind, owner_name = ref_.get("kind", ""), ref_.get("name", "")
+        owner_kind, owner_name = ref_.kind, ref_.name
         if owner_kind == "ReplicaSet":
-            owner = (owners or {}).get(("ReplicaSet", owner_name))
-            if owner is not None:
-                return workload_identity(owner, owners)
+            owner = (owners or {}).get((meta.namespace or "", owner_name))
+            if owner is not None and owner is not meta:
+                return workload_identity("ReplicaSet", owner, None)
             # Without the ReplicaSet, strip the pod-template-hash suffix as istio does.
-            template_hash = (meta.get("labels") or {}).get("pod-template-hash")
+            template_hash = (meta.labels or {}).get("pod-template-hash")
             if template_hash and owner_name.endswith("-" + template_hash):
                 return "Deployment", owner_name[: -len(template_hash) - 1]
             return "ReplicaSet", owner_name
@@ -220,84 +225,141 @@ def workload_identity(obj: dict, owners: dict[tuple[str, str], dict] | None = No
         return owner_kind, owner_name
     if kind == "Job":
         match = _CRONJOB_JOB.match(name)
-        owner = next((r for r in meta.get("ownerReferences") or [] if r.get("kind") == "CronJob"), None)
-        if owner is not None:
-            return "CronJob", owner.get("name", name)
+        cronjob = next((r for r in meta.ownerReferences or [] if r.kind == "CronJob"), None)
+        if cronjob is not None:
+            return "CronJob", cronjob.name or name
         return ("CronJob", match.group(1)) if match else ("Job", name)
     return kind, name
 
 
-def _ports(pod_spec: dict) -> tuple[int, ...]:
+def _ports(pod_spec: PodSpec) -> tuple[int, ...]:
     ports = {
-        int(p["containerPort"])
-        for c in pod_spec.get("containers") or []
-        if c.get("name") != "istio-proxy"
-        for p in c.get("ports") or []
-        if isinstance(p, dict) and p.get("containerPort")
+        p.containerPort
+        for c in pod_spec.containers or []
+        if c.name != "istio-proxy"
+        for p in c.ports or []
+        if p.containerPort is not None
     }
     return tuple(sorted(ports))
 
 
+def read_workload(obj: Any) -> tuple[str, WorkloadObject]:
+    """(kind, typed object) of a workload; ObjectError when its shape is wrong."""
+    kind = obj.get("kind") if isinstance(obj, dict) else None
+    if not isinstance(kind, str) or kind not in schemas.WORKLOAD_SHAPES:
+        raise ObjectError("not a workload kind")
+    return kind, validate(schemas.WORKLOAD_SHAPES[kind], obj)
+
+
 def workload(
-    obj: dict,
+    obj: Any,
     namespaces: dict[str, Namespace],
     *,
-    owners: dict[tuple[str, str], dict] | None = None,
+    owners: Owners | None = None,
     default_namespace: str = "default",
     cluster: str = "",
 ) -> Workload:
-    meta = _meta(obj)
-    ns_name = meta.get("namespace") or default_namespace
-    kind, name = workload_identity(obj, owners)
-    pod_meta, pod_spec = _pod_template(obj)
-    if not isinstance(pod_spec, dict) or not isinstance(pod_meta, dict):
-        raise ObjectError("pod template is malformed")
+    kind, shape = read_workload(obj)
+    return _workload(kind, shape, namespaces, owners, default_namespace, cluster)
+
+
+def _workload(
+    kind: str,
+    shape: WorkloadObject,
+    namespaces: dict[str, Namespace],
+    owners: Owners | None,
+    default_namespace: str,
+    cluster: str,
+) -> Workload:
+    ns_name = shape.metadata.namespace or default_namespace
+    identity_kind, name = workload_identity(kind, shape.metadata, owners)
+    pod_meta, pod_spec = schemas.pod_template(shape)
     return Workload(
         namespace=ns_name,
         name=name,
-        kind=kind,
-        labels=_str_map(pod_meta.get("labels"), "pod labels"),
-        dataplane=dataplane(pod_meta, pod_spec, namespaces.get(ns_name), running_pod=obj.get("kind") == "Pod"),
+        kind=identity_kind,
+        labels=dict(pod_meta.labels or {}),
+        dataplane=dataplane(pod_meta, pod_spec, namespaces.get(ns_name), running_pod=kind == "Pod"),
         ports=_ports(pod_spec),
-        service_account=pod_spec.get("serviceAccountName") or "default",
+        service_account=pod_spec.serviceAccountName or "default",
         cluster=cluster,
     )
 
 
 def _group(obj: dict) -> str:
-    return str(obj.get("apiVersion", "")).split("/")[0]
+    api = obj.get("apiVersion")
+    return api.split("/")[0] if isinstance(api, str) else ""
 
 
-def build_inventory(objects: Iterable[tuple[dict, str]], *, cluster: str = "") -> Inventory:
-    """Read (object, origin) pairs into an Inventory; bad objects land in `problems`."""
+def _pa_namespace(obj: dict, default_namespace: str) -> str | None:
+    """The namespace an unreadable PeerAuthentication would govern, or None when even that is unreadable."""
+    meta = obj.get("metadata")
+    if meta is None:
+        return default_namespace
+    if not isinstance(meta, dict):
+        return None
+    namespace = meta.get("namespace")
+    if namespace is None or namespace == "":
+        return default_namespace
+    return namespace if isinstance(namespace, str) else None
+
+
+def build_inventory(
+    objects: Iterable[tuple[Item, str]], *, cluster: str = "", default_namespace: str = "default"
+) -> Inventory:
+    """Read (object, origin) pairs into an Inventory; each bad object is one line in `problems`.
+
+    A PeerAuthentication that cannot be read might be the one deciding its namespace's mode (the
+    oldest), so its namespace (the whole mesh for the root namespace) gets a policy doubt; so does
+    every namespace when neither its namespace nor even the document can be read."""
     inv = Inventory()
-    pending: list[tuple[dict, str]] = []
-    owners: dict[tuple[str, str], dict] = {}
+    pending: list[tuple[str, WorkloadObject]] = []
+    owners: Owners = {}
+    unscoped: list[str] = []
     for obj, origin in objects:
+        if isinstance(obj, Notice):
+            inv.warnings.append(f"{origin}: {obj.text}")
+            continue
+        if isinstance(obj, Unreadable):
+            inv.problems.append(f"{origin}: skipped: {obj.reason}")
+            unscoped.append(f"{origin} could not be read ({obj.reason}); it may hold a PeerAuthentication")
+            continue
         kind = obj.get("kind") if isinstance(obj, dict) else None
         try:
+            if not isinstance(kind, str) or not kind:
+                raise ObjectError("kind is missing or not a string")
             if kind == "Namespace":
                 ns = namespace(obj)
                 inv.namespaces[ns.name] = ns
             elif kind == "PeerAuthentication" and _group(obj) == PEER_AUTH_GROUP:
-                inv.peer_authentications.append(peer_authentication(obj))
+                try:
+                    policy, notes = read_peer_authentication(obj, default_namespace)
+                except ObjectError as exc:
+                    scope = _pa_namespace(obj, default_namespace)
+                    reason = f"PeerAuthentication {ref(obj).split(' ', 1)[1]} could not be read ({exc})"
+                    if scope is None:
+                        unscoped.append(reason)
+                    else:
+                        inv.policy_doubts.setdefault(scope, []).append(reason)
+                    raise
+                inv.peer_authentications.append(policy)
+                inv.warnings += [f"{origin}: {ref(obj)}: {note}" for note in notes]
             elif kind == "DestinationRule" and _group(obj) == DEST_RULE_GROUP:
-                inv.destination_rules.append(destination_rule(obj))
+                inv.destination_rules.append(destination_rule(obj, default_namespace))
             elif kind in WORKLOAD_KINDS:
-                _meta(obj)
-                pending.append((obj, origin))
+                kind, shape = read_workload(obj)
+                pending.append((kind, shape))
                 if kind == "ReplicaSet":
-                    owners[("ReplicaSet", obj["metadata"]["name"])] = obj
+                    owners[(shape.metadata.namespace or "", shape.metadata.name)] = shape.metadata
         except ObjectError as exc:
             inv.problems.append(f"{origin}: skipped {ref(obj)}: {exc}")
     # Workloads last: they need namespace labels (injection) and their owners. Pods come first
     # because they show what really runs; a ReplicaSet or Job folds into its owner's name.
-    pods_first = sorted(pending, key=lambda item: item[0].get("kind") != "Pod")
-    for obj, origin in pods_first:
-        try:
-            wl = workload(obj, inv.namespaces, owners=owners, cluster=cluster)
-        except (ObjectError, KeyError, TypeError, ValueError) as exc:
-            inv.problems.append(f"{origin}: skipped {ref(obj)}: {exc}")
-            continue
-        inv.add_workload(wl)
+    for kind, shape in sorted(pending, key=lambda item: item[0] != "Pod"):
+        inv.add_workload(_workload(kind, shape, inv.namespaces, owners, default_namespace, cluster))
+    if unscoped:
+        scopes = {*inv.namespaces, *(w.namespace for w in inv.workloads.values()), *inv.policy_doubts}
+        scopes |= {p.namespace for p in inv.peer_authentications}
+        for scope in scopes:
+            inv.policy_doubts.setdefault(scope, []).extend(unscoped)
     return inv
