@@ -171,23 +171,16 @@ def _publish_step(output_dir: Path, keep_runs: int, keep_days: int) -> None:
 def prunable(
     runs: list[RunFolder], latest: RunFolder, keep_runs: int, keep_days: int, now: datetime
 ) -> list[RunFolder]:
-    """The runs retention removes: only runs older than `latest` (never `latest` itself), beyond the
-    `keep_runs` newest sound runs (counting `latest`) or older than `keep_days` days (0: no limit).
-    A damaged run is not counted as kept; it goes once it is older than the oldest run kept."""
-    older = [r for r in runs if run_order(r.name) < run_order(latest.name)]
+    """The runs retention removes: only runs older than `latest` (never `latest` itself, never a newer
+    one), beyond the `keep_runs` newest (0: no limit; `latest` counts) or older than `keep_days` days
+    (0: no limit). A damaged run counts like any other, by the time in its name."""
+    older = [r for r in runs if run_order(r.name) < run_order(latest.name)]  # newest first
     cutoff = now - timedelta(days=keep_days) if keep_days > 0 else None
-    slots = keep_runs - 1 if keep_runs > 0 else len(older)
-    kept, removed = [latest], []
-    for run in older:  # newest first
+    removed = []
+    for position, run in enumerate(older, start=2):
         when = run_time(run.name)
-        too_old = cutoff is not None and when is not None and when < cutoff
-        if run.summary is not None and slots > 0 and not too_old:
-            kept.append(run)
-            slots -= 1
-        elif run.summary is not None or too_old:
+        if (keep_runs > 0 and position > keep_runs) or (cutoff is not None and when is not None and when < cutoff):
             removed.append(run)
-    oldest_kept = min(run_order(r.name) for r in kept)
-    removed += [r for r in older if r.summary is None and r not in removed and run_order(r.name) < oldest_kept]
     return removed
 
 
