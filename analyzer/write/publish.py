@@ -84,7 +84,10 @@ def check_writable(output_dir: Path) -> None:
 def output_lock(output_dir: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """Hold `DIR/.lock` exclusively; wait at most `timeout` seconds for another run to release it."""
     path = output_dir / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:
+        fd = os.open(path, os.O_RDONLY)  # made by a run under another user: flock needs no write access
     try:
         deadline = time.monotonic() + timeout
         while True:
