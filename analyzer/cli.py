@@ -53,8 +53,37 @@ def _lookback(text: str) -> str:
     return text
 
 
+def _count(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return value
+
+
 def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", type=Path, default=Path("reports"), help="where runs are written (default: reports)")
+    p.add_argument(
+        "--keep-runs", type=_count, default=60, metavar="N", help="keep the newest N runs, 0: all (default: 60)"
+    )
+    p.add_argument(
+        "--keep-days", type=_count, default=0, metavar="D", help="also remove runs older than D days (default: 0, off)"
+    )
+    p.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="wait this long for another run publishing into --output-dir, then fail (default: 300)",
+    )
 
 
 def _add_window(p: argparse.ArgumentParser) -> None:
@@ -274,6 +303,9 @@ def _config(args: argparse.Namespace) -> ReportConfig:
         kubeconfig=getattr(args, "kubeconfig", None),
         kube_timeout=float(getattr(args, "kube_timeout", 30.0)),
         prometheus=prometheus,
+        keep_runs=getattr(args, "keep_runs", 60),
+        keep_days=getattr(args, "keep_days", 0),
+        lock_timeout=getattr(args, "lock_timeout", 300.0),
     )
 
 

@@ -48,6 +48,9 @@ class ReportConfig:
     kubeconfig: str | None = None
     kube_timeout: float = 30.0
     prometheus: PrometheusSettings | None = None
+    keep_runs: int = 60  # retention: newest runs kept (0: all); sized for the shipped 1 Gi volume
+    keep_days: int = 0  # retention: runs older than this many days go too (0: no age limit)
+    lock_timeout: float = 300.0  # seconds to wait for another run publishing into the same folder
     extra: dict = field(default_factory=dict)
 
     @property

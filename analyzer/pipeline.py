@@ -129,7 +129,14 @@ def report(config: ReportConfig, *, sample: str | None = None) -> tuple[RunResul
     result = analyse_run(inventory, source, config, now)
     # Read the previous run before this one replaces `latest`: night-over-night changes.
     changes = compare(result, _previous_run(config.output_dir))
-    folder = publish(result, config.output_dir, extra_summary={"changes": changes.to_dict()})
+    folder = publish(
+        result,
+        config.output_dir,
+        extra_summary={"changes": changes.to_dict()},
+        keep_runs=config.keep_runs,
+        keep_days=config.keep_days,
+        lock_timeout=config.lock_timeout,
+    )
     return result, folder
 
 

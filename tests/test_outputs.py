@@ -203,7 +203,7 @@ def test_run_folders_sort_by_time_and_latest_is_the_newest(two_runs: TwoRuns) ->
     # latest is a relative link, so the output dir can be copied or served as is.
     assert os.readlink(two_runs.output_dir / "latest") == f"runs/{names[1]}"
     assert two_runs.second.run_folder == (runs_dir / names[1]).resolve()
-    assert sorted(p.name for p in two_runs.output_dir.iterdir()) == ["index.html", "latest", "runs"]
+    assert sorted(p.name for p in two_runs.output_dir.iterdir()) == [".lock", "index.html", "latest", "runs"]
     contract_files = {"index.html", "edges.csv", "workloads.csv", "namespaces.csv", "summary.json"}
     for n in names:
         files = {p.name for p in (runs_dir / n).iterdir()}

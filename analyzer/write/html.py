@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -25,6 +24,7 @@ from analyzer.analyse.changes import LIST_LIMIT as CHANGE_LIST_LIMIT
 from analyzer.analyse.changes import mtls_shares
 from analyzer.model.report import VERDICT_ORDER, EdgeResult, NamespaceResult, RunResult, Verdict, WorkloadResult
 from analyzer.write import charts
+from analyzer.write.run_index import published_summaries
 from analyzer.write.tabular import iso
 
 log = logging.getLogger("mtls_readiness")
@@ -231,16 +231,9 @@ def render_history(runs: list[dict[str, Any]]) -> str:
 
 
 def published_headlines(runs_dir: Path) -> list[dict[str, Any]]:
-    """Headlines of the runs published under `runs_dir`, newest first; unreadable ones are skipped."""
-    rows = []
-    for path in sorted(runs_dir.glob("*/summary.json"), reverse=True):
-        if path.parent.name.startswith("."):
-            continue  # a run being written (or left behind by a crash)
-        try:
-            rows.append(headline(json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, json.JSONDecodeError):
-            log.warning("skipping unreadable %s", path)
-    return rows
+    """Headlines of the sound runs published under `runs_dir`, newest first (the history page warns
+    about damaged ones)."""
+    return [headline(s) for s in published_summaries(runs_dir, warn=False)]
 
 
 # -- files -------------------------------------------------------------------------------------------------
