@@ -373,7 +373,9 @@ class PrometheusTrafficSource:
                 for reason in reasons:
                     log.warning("%s: %s", metric, reason)
                     traffic.warnings.append(f"{metric}: {reason}")
+                    # UNKNOWN where it would be READY; where plaintext still shows, the timeline lost data.
                     traffic.destination_doubts.setdefault(destination, []).append(reason)
+                    traffic.incomplete.append(f"{metric}: {reason}")
 
     def _coverage(self, window_start: datetime, window_end: datetime) -> Coverage:
         span = queries.presence_span(window_end - window_start)
