@@ -88,7 +88,10 @@ class BoundedLoader(SAFE_LOADER):
 
     def construct_document(self, node: Node) -> Any:
         limit = EXPANSION_RATIO * _unique_nodes(node) + EXPANSION_FLOOR
-        _expanded_size(node, limit)
+        try:
+            _expanded_size(node, limit)
+        except RecursionError:
+            raise _TooLarge("it is nested too deeply") from None
         return super().construct_document(node)
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> Any:
