@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from analyzer import cli, pipeline
-from analyzer.collect.kube import SECURITY_CRDS_MISSING, read_cluster, read_objects, trim
+from analyzer.collect.kube import SECURITY_CRDS_MISSING, read_cluster, read_objects, trim, write_snapshot
 from analyzer.collect.policy_files import load_inventory
 from analyzer.errors import UserError
 from analyzer.model.inventory import Dataplane
@@ -515,3 +515,41 @@ def test_missing_istio_crds_warn_and_leave_every_workload_permissive(
     verdicts = {(r["namespace"], r["workload"]): r["verdict"] for r in rows}
     assert verdicts[("payments", "api")] == "READY"  # ENFORCED when its STRICT policy is readable
     assert [c.status for c in api.calls if "peerauthentications" in c.path] == [404, 404]
+
+
+def test_malformed_custom_resources_from_the_cluster_are_reported_skipped_and_doubted(kube_api_factory, tmp_path):
+    """The API server stores what the CRD schema lets through (or older CRDs that let anything
+    through); the cluster reader goes through the same typed reader as files."""
+    objects = catalogue.demo().cluster_objects()
+    bad_pa = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": "edge-default", "namespace": "edge"},
+        "spec": {"mtls": {"mode": "Strict"}},
+    }
+    bad_dr = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": "odd", "namespace": "shop"},
+        "spec": {"host": "cart", "trafficPolicy": {"portLevelSettings": [1]}},
+    }
+    api = kube_api_factory([*objects, bad_pa, bad_dr])
+    kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+    inventory = read_cluster(kubeconfig=str(kubeconfig))
+    assert sorted(inventory.problems) == [
+        "cluster: skipped DestinationRule shop/odd: spec.trafficPolicy.portLevelSettings.0: expected a map",
+        "cluster: skipped PeerAuthentication edge/edge-default: spec.mtls.mode: expected 'UNSET', 'DISABLE', "
+        "'PERMISSIVE' or 'STRICT' (exact spelling), got 'Strict'",
+    ]
+    assert list(inventory.policy_doubts) == ["edge"]
+    assert len(inventory.workloads) == len(catalogue.demo().workloads)  # the run went on
+    # A snapshot keeps the bad objects as they are, so a replay reports them the same way.
+    snapshot = tmp_path / "snapshot.yaml"
+    write_snapshot(read_objects(kubeconfig=str(kubeconfig)), snapshot)
+    replay = load_inventory(snapshot)
+
+    def skipped(problems):
+        return sorted(p.split(": skipped ", 1)[1] for p in problems)
+
+    assert skipped(replay.problems) == skipped(inventory.problems)
+    assert list(replay.policy_doubts) == ["edge"]

@@ -694,7 +694,7 @@ def test_match_expressions_in_a_peer_authentication_warn_and_the_policy_still_co
         pytest.param(pa_obj({"mtls": {"mode": "Strict"}}, namespace="istio-system"), {"istio-system"}, id="root"),
         pytest.param(pa_obj({"mtls": {"mode": "Strict"}}, namespace=None), {"default"}, id="no-namespace-is-default"),
         pytest.param(pa_obj({}, name=["x"]), {"shop"}, id="bad-name-known-namespace"),
-        pytest.param(pa_obj({}, namespace={"a": 1}), {"shop", "web", "default"}, id="unreadable-namespace-doubts-all"),
+        pytest.param(pa_obj({}, namespace={"a": 1}), {"istio-system"}, id="unreadable-namespace-doubts-the-mesh"),
     ],
 )
 def test_an_unreadable_peer_authentication_casts_doubt_on_its_scope(obj: dict, doubted: set[str]) -> None:
@@ -749,8 +749,8 @@ def test_a_yaml_alias_bomb_is_refused_with_a_warning_and_the_other_documents_are
     [problem] = inv.problems
     assert problem.startswith(f"{path} (document 2): skipped: refused: its aliases expand to more than")
     assert [p.name for p in inv.peer_authentications] == ["good", "after"]
-    # What it held is unknown: it may have been a PeerAuthentication, so its scope (everything) is in doubt.
-    assert "shop" in inv.policy_doubts
+    # What it held is unknown: it may have been a PeerAuthentication, the whole mesh is in doubt.
+    assert list(inv.policy_doubts) == ["istio-system"]
 
 
 def test_a_self_referencing_yaml_document_is_refused(tmp_path: Path) -> None:
@@ -784,7 +784,7 @@ def test_a_kubectl_json_list_is_read(tmp_path: Path) -> None:
         pytest.param('{"kind": "PeerAuthenticationList", "items": {"a": 1}}', "items is not a list", id="items-map"),
     ],
 )
-def test_a_document_that_is_no_object_is_reported_and_doubts_every_namespace(
+def test_a_document_that_is_no_object_is_reported_and_doubts_the_whole_mesh(
     tmp_path: Path, text: str, reason: str
 ) -> None:
     path = tmp_path / "odd.yaml"
@@ -793,7 +793,7 @@ def test_a_document_that_is_no_object_is_reported_and_doubts_every_namespace(
     inv = load_inventory(tmp_path)
     [problem] = inv.problems
     assert problem.startswith(f"{path} (document 1): skipped: ") and reason in problem
-    assert list(inv.policy_doubts) == ["shop"]
+    assert list(inv.policy_doubts) == ["istio-system"]
 
 
 # -- end to end: files -> report -------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ def test_window_totals_match_the_sample_mesh(prometheus_factory, now):
     live = PrometheusTrafficSource(PrometheusClient(PrometheusSettings(url=url))).collect(now - window, now)
     expected = SampleTrafficSource(mesh, now=now).collect(now - window, now)
     assert live.failed_queries == []
+    assert live.destination_doubts == {}, "window totals and timeline name the same plaintext edges"
     assert live.coverage.complete
     got, want = _totals(live.observations), _totals(expected.observations)
     assert list(got.index) == list(want.index)

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from analyzer.collect.manifests import build_inventory
+from analyzer.collect.manifests import ROOT_NAMESPACE, build_inventory
 from analyzer.errors import UserError
 from analyzer.model.inventory import Inventory
 
@@ -388,17 +388,23 @@ def _missing_warning(resource: Resource) -> str:
     )
 
 
-def inventory_from(read: ClusterObjects, *, cluster: str = "") -> Inventory:
-    inventory = build_inventory(((o, "cluster") for o in read.objects), cluster=cluster)
+def inventory_from(read: ClusterObjects, *, cluster: str = "", root_namespace: str = ROOT_NAMESPACE) -> Inventory:
+    inventory = build_inventory(((o, "cluster") for o in read.objects), cluster=cluster, root_namespace=root_namespace)
     inventory.warnings[:0] = read.warnings
     return inventory
 
 
 def read_cluster(
-    *, context: str | None = None, kubeconfig: str | None = None, timeout: float = 30.0, cluster: str = ""
+    *,
+    context: str | None = None,
+    kubeconfig: str | None = None,
+    timeout: float = 30.0,
+    cluster: str = "",
+    root_namespace: str = ROOT_NAMESPACE,
 ) -> Inventory:
     """`--policies-from kube`: the inventory of the cluster behind the kubeconfig or service account."""
-    return inventory_from(read_objects(context=context, kubeconfig=kubeconfig, timeout=timeout), cluster=cluster)
+    read = read_objects(context=context, kubeconfig=kubeconfig, timeout=timeout)
+    return inventory_from(read, cluster=cluster, root_namespace=root_namespace)
 
 
 # -- snapshots --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from analyzer.collect import schemas
 from analyzer.collect.schemas import Metadata, PodMetadata, PodSpec, WorkloadObject
+from analyzer.config import ReportConfig
 from analyzer.model.inventory import Dataplane, Inventory, Namespace, Workload
 from analyzer.model.policy import DestinationRule, Mode, PeerAuthentication
 
@@ -27,6 +28,7 @@ PEER_AUTH_GROUP = "security.istio.io"
 DEST_RULE_GROUP = "networking.istio.io"
 # istio/istio pkg/kube/util.go: a Job named <cronjob>-<8..10 digit timestamp> belongs to a CronJob.
 _CRONJOB_JOB = re.compile(r"^(.+)-\d{8,10}$")
+ROOT_NAMESPACE = ReportConfig().root_namespace  # callers with settings pass theirs
 _Shape = TypeVar("_Shape", bound=schemas.Shape)
 
 
@@ -304,14 +306,27 @@ def _pa_namespace(obj: dict, default_namespace: str) -> str | None:
     return namespace if isinstance(namespace, str) else None
 
 
+def _doubt_unread_policy(inv: Inventory, unscoped: list[str], obj: dict, why: str, default_namespace: str) -> None:
+    scope = _pa_namespace(obj, default_namespace)
+    reason = f"PeerAuthentication {ref(obj).split(' ', 1)[1]} could not be read ({why})"
+    if scope is None:
+        unscoped.append(reason)
+    else:
+        inv.policy_doubts.setdefault(scope, []).append(reason)
+
+
 def build_inventory(
-    objects: Iterable[tuple[Item, str]], *, cluster: str = "", default_namespace: str = "default"
+    objects: Iterable[tuple[Item, str]],
+    *,
+    cluster: str = "",
+    default_namespace: str = "default",
+    root_namespace: str = ROOT_NAMESPACE,
 ) -> Inventory:
     """Read (object, origin) pairs into an Inventory; each bad object is one line in `problems`.
 
     A PeerAuthentication that cannot be read might be the one deciding its namespace's mode (the
-    oldest), so its namespace (the whole mesh for the root namespace) gets a policy doubt; so does
-    every namespace when neither its namespace nor even the document can be read."""
+    oldest), so its namespace (the whole mesh for the root namespace) gets a policy doubt. When not
+    even its namespace (or the document) can be read, the root namespace gets it: the whole mesh."""
     inv = Inventory()
     pending: list[tuple[str, WorkloadObject]] = []
     owners: Owners = {}
@@ -326,8 +341,12 @@ def build_inventory(
             continue
         kind = obj.get("kind") if isinstance(obj, dict) else None
         try:
+            if kind == "PeerAuthentication" and not isinstance(obj.get("apiVersion"), str):
+                _doubt_unread_policy(inv, unscoped, obj, "apiVersion is missing or not a string", default_namespace)
             if not isinstance(kind, str) or not kind:
                 raise ObjectError("kind is missing or not a string")
+            if kind in ("PeerAuthentication", "DestinationRule") and not isinstance(obj.get("apiVersion"), str):
+                raise ObjectError("apiVersion is missing or not a string")  # whose policy it is cannot be told
             if kind == "Namespace":
                 ns = namespace(obj)
                 inv.namespaces[ns.name] = ns
@@ -335,12 +354,7 @@ def build_inventory(
                 try:
                     policy, notes = read_peer_authentication(obj, default_namespace)
                 except ObjectError as exc:
-                    scope = _pa_namespace(obj, default_namespace)
-                    reason = f"PeerAuthentication {ref(obj).split(' ', 1)[1]} could not be read ({exc})"
-                    if scope is None:
-                        unscoped.append(reason)
-                    else:
-                        inv.policy_doubts.setdefault(scope, []).append(reason)
+                    _doubt_unread_policy(inv, unscoped, obj, str(exc), default_namespace)
                     raise
                 inv.peer_authentications.append(policy)
                 inv.warnings += [f"{origin}: {ref(obj)}: {note}" for note in notes]
@@ -358,8 +372,5 @@ def build_inventory(
     for kind, shape in sorted(pending, key=lambda item: item[0] != "Pod"):
         inv.add_workload(_workload(kind, shape, inv.namespaces, owners, default_namespace, cluster))
     if unscoped:
-        scopes = {*inv.namespaces, *(w.namespace for w in inv.workloads.values()), *inv.policy_doubts}
-        scopes |= {p.namespace for p in inv.peer_authentications}
-        for scope in scopes:
-            inv.policy_doubts.setdefault(scope, []).extend(unscoped)
+        inv.policy_doubts.setdefault(root_namespace, []).extend(unscoped)
     return inv

@@ -16,7 +16,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from analyzer.collect import schemas
-from analyzer.collect.manifests import Item, Notice, Unreadable, build_inventory
+from analyzer.collect.manifests import ROOT_NAMESPACE, Item, Notice, Unreadable, build_inventory
 from analyzer.errors import UserError
 from analyzer.model.inventory import Inventory
 
@@ -88,7 +88,10 @@ class BoundedLoader(SAFE_LOADER):
 
     def construct_document(self, node: Node) -> Any:
         limit = EXPANSION_RATIO * _unique_nodes(node) + EXPANSION_FLOOR
-        _expanded_size(node, limit)
+        try:
+            _expanded_size(node, limit)
+        except RecursionError:
+            raise _TooLarge("it is nested too deeply") from None
         return super().construct_document(node)
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> Any:
@@ -194,5 +197,5 @@ def iter_objects(path: Path) -> Iterator[tuple[dict, str]]:
             yield {"kind": None}, origin
 
 
-def load_inventory(path: str | Path, *, cluster: str = "") -> Inventory:
-    return build_inventory(read_items(Path(path)), cluster=cluster)
+def load_inventory(path: str | Path, *, cluster: str = "", root_namespace: str = ROOT_NAMESPACE) -> Inventory:
+    return build_inventory(read_items(Path(path)), cluster=cluster, root_namespace=root_namespace)

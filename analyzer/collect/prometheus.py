@@ -2,15 +2,15 @@
 
 All network I/O to Prometheus lives here. The client is wrapped once: timeouts, TLS
 verification (on by default), a CA bundle, bearer token and extra headers, retries that also
-cover POST, long queries sent as a form body. Results are turned into DataFrames straight from
-the JSON. A query too big for Prometheus is retried one destination namespace at a time, through
-the same bounded pool.
+cover POST, every query sent as a form body. Every answer is read strictly (collect/answers.py):
+one we cannot fully trust is a failed query, and exactly the verdicts that depend on it become
+UNKNOWN. A query too big for Prometheus is retried one destination namespace at a time, through
+the same bounded pool; a part that still fails costs only its namespace.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +20,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import requests
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from analyzer.collect import queries
+from analyzer.collect import crosscheck, queries
+from analyzer.collect.answers import QueryFailed, clip, error_text, read_label_values, read_query
 from analyzer.config import PrometheusSettings
 from analyzer.errors import UserError
 from analyzer.model.traffic import (
@@ -38,9 +38,8 @@ from analyzer.model.traffic import (
 
 log = logging.getLogger("mtls_readiness")
 
-# Longer queries go in a POST form body: prometheus-api-client puts even a POST's query in the
-# URL, and proxies in front of Prometheus cut long request lines (nginx: 8 KiB by default).
-FORM_BODY_OVER = 1500
+# 500 too: Thanos and Mimir answer a store's hiccup with it, and the next try usually succeeds.
+RETRIED_STATUSES = (429, 500, 502, 503, 504)
 
 
 def redact_url(url: str) -> str:
@@ -74,7 +73,7 @@ def _headers(settings: PrometheusSettings) -> dict[str, str]:
 
 
 class PrometheusClient:
-    """The one place that talks HTTP to Prometheus."""
+    """The one place that talks HTTP to Prometheus; every answer is read strictly (collect/answers.py)."""
 
     def __init__(self, settings: PrometheusSettings):
         self.settings = settings
@@ -83,6 +82,12 @@ class PrometheusClient:
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise UserError(
                 f"--prometheus-url {self.source!r} is not an http(s) URL; give e.g. http://prometheus.istio-system:9090"
+            )
+        if parts.username and settings.bearer_token_file:
+            # requests would let the URL's basic auth replace the token's Authorization header.
+            raise UserError(
+                "--prometheus-url carries user:password and --prometheus-bearer-token-file is set; "
+                "use one way to authenticate"
             )
         session = requests.Session()
         if settings.insecure_skip_verify:
@@ -98,21 +103,14 @@ class PrometheusClient:
         retry = Retry(
             total=settings.retries,
             backoff_factor=0.5,
-            status_forcelist=(429, 502, 503, 504),
+            status_forcelist=RETRIED_STATUSES,
             allowed_methods=None,  # queries are read-only, so POST is safe to retry too
+            raise_on_status=False,  # the last answer's own error text says more than "too many 500s"
         )
         session.mount("http://", HTTPAdapter(max_retries=retry))
         session.mount("https://", HTTPAdapter(max_retries=retry))
         base = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path.rstrip("/"), "", ""))
         self._base, self._session, self._headers = base, session, _headers(settings)
-        self._prom = PrometheusConnect(
-            url=base,
-            headers=self._headers,
-            session=session,
-            retry=retry,
-            timeout=settings.timeout,
-            method="POST",
-        )
         self.queries_sent: list[str] = []
         # (API path, parameters) of every request, so a benchmark can replay exactly what was sent.
         self.requests_sent: list[tuple[str, dict]] = []
@@ -120,72 +118,69 @@ class PrometheusClient:
     def check(self) -> None:
         """Fail fast, with what to do, when Prometheus cannot answer at all."""
         try:
-            self._prom.custom_query("vector(1)")
+            self._query("query", {"query": "vector(1)"}, "vector")
         except requests.exceptions.SSLError as exc:
             raise UserError(_tls_failure(self.source, exc)) from None
         except requests.exceptions.RequestException as exc:
             raise UserError(
-                f"cannot reach Prometheus at {self.source} ({type(exc).__name__}); check --prometheus-url, "
-                "or port-forward it and pass http://127.0.0.1:9090"
+                f"cannot reach Prometheus at {self.source} ({describe(exc, self.settings.timeout)}); "
+                "check --prometheus-url, or port-forward it and pass http://127.0.0.1:9090"
             ) from None
-        except PrometheusApiClientException as exc:
-            status = str(exc)[:80]
+        except QueryFailed as exc:
             hint = (
                 "check the bearer token, headers or tenant"
-                if any(c in status for c in ("401", "403"))
+                if exc.status in (401, 403)
                 else "check --prometheus-url points at the query API"
             )
-            raise UserError(f"Prometheus at {self.source} answered {status}; {hint}") from None
+            raise UserError(f"Prometheus at {self.source} answered {clip(str(exc), 120)}; {hint}") from None
 
     def instant(self, promql: str, at: datetime) -> list[dict]:
-        params = {"time": f"{at.timestamp():.3f}", **self.settings.extra_params}
-        self._record("query", {"query": promql, **params})
-        if len(promql) > FORM_BODY_OVER:
-            return self._post_form("query", {"query": promql, **params})
-        return self._prom.custom_query(promql, params=params)
+        return self._query("query", {"query": promql, "time": f"{at.timestamp():.3f}"}, "vector")
 
     def range(self, promql: str, start: datetime, end: datetime, step: timedelta) -> list[dict]:
-        # Whole seconds, as prometheus-api-client sends them, so both paths ask the same question.
         span = {"start": round(start.timestamp()), "end": round(end.timestamp()), "step": queries.duration(step)}
-        self._record("query_range", {"query": promql, **span, **self.settings.extra_params})
-        if len(promql) > FORM_BODY_OVER:
-            return self._post_form("query_range", {"query": promql, **span, **self.settings.extra_params})
-        return self._prom.custom_query_range(
-            promql, start_time=start, end_time=end, step=span["step"], params=self.settings.extra_params
-        )
+        return self._query("query_range", {"query": promql, **span}, "matrix")
 
     def label_values(self, label: str, selectors: list[str], start: datetime, end: datetime) -> list[str]:
         """Values of `label` on series matching any selector in [start, end]: read from the index,
         so it loads no samples and succeeds where a query over the same series is too big."""
         params = {"match[]": selectors, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}"}
         params.update(self.settings.extra_params)
-        self._record(f"label/{label}/values", params)
-        return list(self._prom.get_label_values(label, params=params) or [])
+        path = f"label/{label}/values"
+        self._record(path, params)
+        return read_label_values(self._send("GET", path, params))
+
+    def _query(self, path: str, params: dict, expected: str) -> list[dict]:
+        # partial_response=false: Thanos then refuses instead of answering from the stores it reached.
+        form = {**params, "partial_response": "false", **self.settings.extra_params}
+        self._record(path, form)
+        return read_query(self._send("POST", path, form), expected)
 
     def _record(self, path: str, params: dict) -> None:
         if "query" in params:
             self.queries_sent.append(params["query"])
         self.requests_sent.append((path, params))
 
-    def _post_form(self, path: str, form: dict) -> list[dict]:
-        """POST with the parameters in the body, through the same session (TLS, auth, retries)."""
-        # verify is passed on every request, as prometheus-api-client does: requests lets
-        # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override session.verify (psf/requests#3829), which
-        # would ignore --prometheus-ca-file and --prometheus-insecure-skip-verify.
-        response = self._session.post(
+    def _send(self, method: str, path: str, params: dict) -> bytes:
+        """One request through the session (TLS, auth, retries); queries go in a POST form body,
+        as proxies in front of Prometheus cut long request lines (nginx: 8 KiB by default)."""
+        # verify is passed on every request: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
+        # override session.verify (psf/requests#3829), which would ignore --prometheus-ca-file.
+        response = self._session.request(
+            method,
             f"{self._base}/api/v1/{path}",
-            data=form,
+            data=params if method == "POST" else None,
+            params=params if method == "GET" else None,
             headers=self._headers,
             timeout=self.settings.timeout,
             verify=self._session.verify,
         )
         if response.status_code != 200:
-            # Worded as prometheus-api-client words it, so both paths fail the same way.
-            raise PrometheusApiClientException(f"HTTP Status Code {response.status_code} ({response.content!r})")
-        return response.json()["data"]["result"]
+            raise QueryFailed(f"HTTP {response.status_code}: {error_text(response.content)}", response.status_code)
+        return response.content
 
     def close(self) -> None:
-        self._prom.close()
+        self._session.close()
 
 
 # -- JSON to DataFrames -------------------------------------------------------------------------
@@ -240,27 +235,30 @@ class PrometheusTrafficSource:
             **{f"timeline:{m}": _Job(queries.PlaintextTimeline(m, step), step) for m in queries.METRICS},
         }
 
-        def run(item: tuple[str, _Job]) -> tuple[str, list[dict] | Exception]:
+        def run(item: tuple[str, _Job]) -> tuple[str, Answer]:
             name, job = item
             return name, self._ask(job, window_start, window_end)
 
         # One pool for the first answers and for any split: never more than max_parallel in flight.
+        lost_parts: dict[str, dict[str, str]] = {}  # query -> namespace -> why its part is missing
         with ThreadPoolExecutor(max_workers=self.client.settings.max_parallel) as pool:
             answers = dict(pool.map(run, jobs.items()))
-            too_big = {name: jobs[name] for name, a in answers.items() if isinstance(a, Exception) and _too_big(a)}
+            too_big = {name: jobs[name] for name, a in answers.items() if isinstance(a, QueryFailed) and _too_big(a)}
             if too_big:
-                answers.update(self._split(pool, too_big, answers, window_start, window_end))
-        totals, timelines = [], []
+                answers.update(self._split(pool, too_big, answers, window_start, window_end, lost_parts))
+        frames: dict[str, pd.DataFrame] = {}
         for name, answer in answers.items():
-            if isinstance(answer, Exception):
-                traffic.failed_queries.append(f"{name}: {_short(answer)}")
-                log.warning("query %s failed: %s", name, _short(answer))
-            elif name.startswith("totals:"):
-                totals.append(vector_frame(answer))
+            if isinstance(answer, QueryFailed):
+                traffic.failed_queries.append(f"{name}: {answer}")
+                log.warning("query %s failed: %s", name, answer)
+                if name.startswith("timeline:"):  # first/last seen and the chart miss data; verdicts do not
+                    traffic.incomplete.append(f"query {name} failed: {answer}")
             else:
-                timelines.append(matrix_frame(answer))
-        traffic.observations = _concat(totals, empty_observations())
-        traffic.timeline = _concat(timelines, empty_timeline())
+                frames[name] = vector_frame(answer) if name.startswith("totals:") else matrix_frame(answer)
+        self._record_lost_parts(traffic, lost_parts)
+        self._cross_check(traffic, frames, lost_parts, step)
+        traffic.observations = _concat([f for n, f in frames.items() if n.startswith("totals:")], empty_observations())
+        traffic.timeline = _concat([f for n, f in frames.items() if n.startswith("timeline:")], empty_timeline())
         traffic.coverage = self._coverage(window_start, window_end)
         log.info(
             "collected %d series groups and %d timeline points from %s in %.1fs",
@@ -271,55 +269,113 @@ class PrometheusTrafficSource:
         )
         return traffic
 
-    def _ask(self, job: _Job, window_start: datetime, window_end: datetime) -> list[dict] | Exception:
+    def _ask(self, job: _Job, window_start: datetime, window_end: datetime) -> Answer:
         try:
             if job.step is None:
                 return self.client.instant(job.query.promql(), window_end)
             return self.client.range(job.query.promql(), window_start, window_end, job.step)
-        except (requests.exceptions.RequestException, PrometheusApiClientException, ValueError, KeyError) as exc:
+        except QueryFailed as exc:
             return exc
+        except requests.exceptions.RequestException as exc:
+            return QueryFailed(describe(exc, self.client.settings.timeout))
 
     def _split(
         self,
         pool: ThreadPoolExecutor,
         failed: dict[str, _Job],
-        errors: dict[str, list[dict] | Exception],
+        answers: dict[str, Answer],
         window_start: datetime,
         window_end: datetime,
-    ) -> dict[str, list[dict] | Exception]:
+        lost_parts: dict[str, dict[str, str]],
+    ) -> dict[str, Answer]:
         """Ask each failed query again one destination namespace at a time; every answer carries
-        destination_workload_namespace, so the parts add up to exactly the whole."""
+        destination_workload_namespace, so the parts add up to exactly the whole. A part that
+        still fails costs only its namespace (`lost_parts`), when the other parts succeeded."""
         selectors = [queries.server_side(m) for m in queries.METRICS]
         try:
             found = self.client.label_values("destination_workload_namespace", selectors, window_start, window_end)
-        except (requests.exceptions.RequestException, PrometheusApiClientException, ValueError, KeyError) as exc:
-            log.warning("cannot list namespaces to split the failed queries: %s", _short(exc))
-            return {name: errors[name] for name in failed}
+        except (QueryFailed, requests.exceptions.RequestException) as exc:
+            reason = exc if isinstance(exc, QueryFailed) else describe(exc, self.client.settings.timeout)
+            log.warning("cannot list namespaces to split the failed queries: %s", reason)
+            return {name: answers[name] for name in failed}
+        # The parts must cover every namespace any answer names, not only those the index listed;
         # "" selects series without the label, which no listed namespace would.
-        namespaces = sorted({*found, ""})
+        seen = {
+            item["metric"].get("destination_workload_namespace", "")
+            for answer in answers.values()
+            if isinstance(answer, list)
+            for item in answer
+        }
+        namespaces = sorted({*found, *seen, ""})
         log.info(
             "%s too big for Prometheus; asking again per destination namespace (%d queries, %d at a time)",
             ", ".join(failed),
             len(failed) * len(namespaces),
             self.client.settings.max_parallel,
         )
-        doomed: dict[str, str] = {}  # a query one of whose parts failed: its other parts need not run
 
-        def run(part: tuple[str, str]) -> tuple[str, list[dict] | Exception | None]:
+        def run(part: tuple[str, str]) -> tuple[str, str, Answer]:
             name, namespace = part
-            if name in doomed:
-                return name, None
             job = failed[name]
             answer = self._ask(replace(job, query=replace(job.query, namespace=namespace)), window_start, window_end)
-            if isinstance(answer, Exception):
-                doomed.setdefault(name, f"namespace {namespace!r} alone: {_short(answer)}")
-            return name, answer
+            return name, namespace, answer
 
         merged: dict[str, list[dict]] = {name: [] for name in failed}
-        for name, answer in pool.map(run, [(name, ns) for name in failed for ns in namespaces]):
-            if isinstance(answer, list):
+        lost: dict[str, dict[str, str]] = {name: {} for name in failed}
+        for name, namespace, answer in pool.map(run, [(name, ns) for name in failed for ns in namespaces]):
+            if isinstance(answer, QueryFailed):
+                lost[name][namespace] = str(answer)
+            else:
                 merged[name].extend(answer)
-        return {name: SplitQueryError(doomed[name]) if name in doomed else merged[name] for name in failed}
+        result: dict[str, Answer] = {}
+        for name in failed:
+            if not lost[name]:
+                result[name] = merged[name]
+            elif "" in lost[name] or len(lost[name]) == len(namespaces):
+                # Unattributed series, or nothing at all, missing: no namespace's part can stand in for it.
+                namespace, reason = ("", lost[name][""]) if "" in lost[name] else next(iter(lost[name].items()))
+                result[name] = QueryFailed(f"too big, and asked per namespace still failed: {namespace!r}: {reason}")
+            else:
+                result[name] = merged[name]
+                lost_parts[name] = lost[name]
+        return result
+
+    @staticmethod
+    def _record_lost_parts(traffic: Traffic, lost_parts: dict[str, dict[str, str]]) -> None:
+        """A missing totals part makes its namespace UNKNOWN; a missing timeline part makes the run incomplete."""
+        for name, parts in lost_parts.items():
+            for namespace, reason in sorted(parts.items()):
+                doubt = f"query {name} failed for namespace {namespace}: {reason}"
+                log.warning("%s", doubt)
+                traffic.warnings.append(doubt)
+                if name.startswith("totals:"):
+                    traffic.namespace_doubts.setdefault(namespace, []).append(doubt)
+                else:
+                    traffic.incomplete.append(doubt)
+
+    @staticmethod
+    def _cross_check(
+        traffic: Traffic, frames: dict[str, pd.DataFrame], lost_parts: dict[str, dict[str, str]], step: timedelta
+    ) -> None:
+        """Totals and timeline of one metric must name the same non-mTLS edges (collect/crosscheck.py)."""
+        span = traffic.window_end - traffic.window_start
+        # The timeline's last point is the window's end only when the window is a whole number of steps.
+        covers_end = int(span.total_seconds()) % int(step.total_seconds()) == 0
+        for metric in queries.METRICS:
+            totals, timeline = f"totals:{metric}", f"timeline:{metric}"
+            if totals not in frames or timeline not in frames:
+                continue
+            skip = {*lost_parts.get(totals, {}), *lost_parts.get(timeline, {})}
+            found = crosscheck.contradictions(
+                frames[totals], frames[timeline], traffic.window_start, covers_end=covers_end, skip_namespaces=skip
+            )
+            for destination, reasons in found.items():
+                for reason in reasons:
+                    log.warning("%s: %s", metric, reason)
+                    traffic.warnings.append(f"{metric}: {reason}")
+                    # UNKNOWN where it would be READY; where plaintext still shows, the timeline lost data.
+                    traffic.destination_doubts.setdefault(destination, []).append(reason)
+                    traffic.incomplete.append(f"{metric}: {reason}")
 
     def _coverage(self, window_start: datetime, window_end: datetime) -> Coverage:
         span = queries.presence_span(window_end - window_start)
@@ -330,8 +386,9 @@ class PrometheusTrafficSource:
             extent = self.client.range(
                 queries.DataExtent().promql(), window_start, window_end, max(span, (window_end - window_start) / 100)
             )
-        except (requests.exceptions.RequestException, PrometheusApiClientException, KeyError, ValueError) as exc:
-            return Coverage(complete=False, detail=f"could not check how far back the data goes: {_short(exc)}")
+        except (QueryFailed, requests.exceptions.RequestException) as exc:
+            reason = exc if isinstance(exc, QueryFailed) else describe(exc, self.client.settings.timeout)
+            return Coverage(complete=False, detail=f"could not check how far back the data goes: {reason}")
         first = min((float(item["values"][0][0]) for item in extent if item.get("values")), default=None)
         data_start = datetime.fromtimestamp(first, UTC) if first is not None else None
         held = f"from {data_start:%Y-%m-%d %H:%M}Z" if data_start else "no Istio data at all"
@@ -349,26 +406,37 @@ class _Job:
     step: timedelta | None = None  # None: an instant query at the window's end
 
 
-class SplitQueryError(Exception):
-    """A query too big for Prometheus that still failed when asked one namespace at a time."""
-
-
-_STATUS = re.compile(r"HTTP Status Code (\d+)")
+Answer = list[dict] | QueryFailed
 # Words Prometheus, Thanos, Mimir and VictoriaMetrics use when a query is too big or too slow.
 _TOO_BIG_WORDS = ("too many samples", "timed out", "timeout", "limit", "exceeded")
 
 
-def _too_big(exc: Exception) -> bool:
+def _too_big(exc: QueryFailed) -> bool:
     """Whether a smaller query might succeed: a resource limit or timeout, not a bad URL, auth or PromQL."""
-    if isinstance(exc, requests.exceptions.Timeout | requests.exceptions.RetryError):
-        return True  # RetryError: 429/502/503/504 on every retry
-    if not isinstance(exc, PrometheusApiClientException):
-        return False
-    status = _STATUS.search(str(exc))
-    if status and status.group(1) in ("422", "503", "504"):
+    if exc.status in (422, 429, 502, 503, 504):
         return True
     text = str(exc).lower()
     return any(word in text for word in _TOO_BIG_WORDS)
+
+
+def describe(exc: requests.exceptions.RequestException, timeout: float) -> str:
+    """The real cause of a failed request, in a few words: never the URL, never credentials."""
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"connect timed out after {timeout:g}s"
+    if isinstance(exc, requests.exceptions.ReadTimeout) or "Read timed out" in text:
+        return f"read timed out after {timeout:g}s"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError) or "IncompleteRead" in text:
+        return "answer cut off before its end"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        if "refused" in text:
+            return "connection refused"
+        if any(word in text for word in ("reset", "aborted", "RemoteDisconnected", "closed")):
+            return "connection closed by the server mid-answer"
+        return "connection failed"
+    return type(exc).__name__
 
 
 def _tls_failure(source: str, exc: Exception) -> str:
@@ -390,8 +458,3 @@ def _tls_failure(source: str, exc: Exception) -> str:
 def _concat(frames: list[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else empty
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc).replace("\n", " ")
-    return f"{type(exc).__name__}: {text[:200]}"
