@@ -12,14 +12,14 @@ import logging
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from analyzer.errors import UserError
 from analyzer.model.report import RunResult
-from analyzer.write.html import render_history, write_report
-from analyzer.write.summary import write_summary
-from analyzer.write.tabular import write_tables
+from analyzer.write.html import render_history
+from analyzer.write.registry import writers
 
 log = logging.getLogger("mtls_readiness")
 
@@ -60,8 +60,9 @@ def check_writable(output_dir: Path) -> None:
         ) from None
 
 
-def publish(run: RunResult, output_dir: Path, extra_summary: dict[str, Any] | None = None) -> Path:
-    """Write every file of the run, then publish it. Returns the run folder."""
+def publish(run: RunResult, output_dir: Path) -> Path:
+    """Write every file of the run (every registered writer), then publish it. Returns the run folder,
+    whose name is the run id written (`<run-id>-2` when two runs share a second)."""
     runs_dir = output_dir / "runs"
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
@@ -73,9 +74,10 @@ def publish(run: RunResult, output_dir: Path, extra_summary: dict[str, Any] | No
     try:
         final = _free_name(runs_dir, run.run_id)
         # The history links runs by the summary's run_id: it must name the folder actually used.
-        summary = write_summary(run, staging, {**(extra_summary or {}), "run_id": final.name})
-        write_tables(run, staging)
-        write_report(run, summary, staging)
+        if run.run_id != final.name:
+            run = replace(run, run_id=final.name)
+        for write in writers().values():
+            write(run, staging)
         staging.chmod(0o755)
         os.rename(staging, final)
     except OSError as exc:
