@@ -84,6 +84,11 @@ def _delta(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in now.items()}
 
 
+def _share_delta(previous: RunResult, current: RunResult, unit: str) -> float | None:
+    now, was = current.mtls_share.get(unit), previous.mtls_share.get(unit)
+    return round(now - was, 4) if now is not None and was is not None else None
+
+
 def compare(previous: RunResult | None, current: RunResult) -> Changes:
     """What moved from `previous` (None: this is the first run) to `current`."""
     if previous is None:
@@ -109,10 +114,5 @@ def compare(previous: RunResult | None, current: RunResult) -> Changes:
     changes.verdict_delta = _delta(current.verdicts, previous.verdicts)
     changes.namespace_verdict_delta = _delta(current.namespace_verdicts, previous.namespace_verdicts)
     changes.blockers_delta = current.blockers - previous.blockers
-    changes.mtls_share_delta = {
-        unit: round(now - was, 4)
-        if (now := current.mtls_share.get(unit)) is not None and (was := previous.mtls_share.get(unit)) is not None
-        else None
-        for unit in UNITS
-    }
+    changes.mtls_share_delta = {unit: _share_delta(previous, current, unit) for unit in UNITS}
     return changes

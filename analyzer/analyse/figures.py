@@ -47,9 +47,9 @@ def plaintext_points(timeline: pd.DataFrame, plaintext: str) -> list[TimelinePoi
     if timeline.empty:
         return []
     rows = timeline[timeline["security"] == plaintext]
-    keys = rows[EDGE_KEY].fillna("").astype(str)
+    keys = rows[EDGE_KEY].fillna("").astype(str).to_dict("records")
     stamps = pd.to_datetime(rows["timestamp"], utc=True)
     return [
-        TimelinePoint(*key, timestamp=stamp.to_pydatetime(), count=float(count))
-        for key, stamp, count in zip(keys.itertuples(index=False, name=None), stamps, rows["count"], strict=True)
+        TimelinePoint(**key, timestamp=stamp.to_pydatetime(), count=float(count))
+        for key, stamp, count in zip(keys, stamps, rows["count"], strict=True)
     ]

@@ -8,7 +8,7 @@ shares, blockers) are filled once by the analysis; writers only arrange them.
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
 import pandas as pd
@@ -235,5 +235,5 @@ class RunResult:
 
 
 def _frame(items: list, cls: type) -> pd.DataFrame:
-    columns = list(cls.__dataclass_fields__)
+    columns = [f.name for f in fields(cls)]
     return pd.DataFrame([asdict(i) for i in items], columns=columns)
