@@ -6,7 +6,6 @@ the one definition of the shape.
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Any
 
@@ -30,8 +29,10 @@ def to_document(run: RunResult) -> dict[str, Any]:
     return document
 
 
-def to_json(run: RunResult) -> str:
-    return json.dumps(to_document(run), indent=1, ensure_ascii=False) + "\n"
+def to_json(run: RunResult) -> bytes:
+    """result.json as compact UTF-8 (pydantic's serialiser: a second for 40,000 edges and 200,000 points)."""
+    body = _adapter().dump_json(run)
+    return body[:-1] + b',"complete":' + (b"true" if run.complete else b"false") + b"}\n"
 
 
 def from_json(text: str | bytes) -> RunResult:

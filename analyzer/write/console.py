@@ -30,7 +30,7 @@ def table(run: RunResult) -> str:
 def render(run: RunResult, output: str) -> str:
     """`output` is one of FORMATS; "text" is the two-line receipt the CLI prints itself."""
     if output == "json":
-        return to_json(run)
+        return to_json(run).decode("utf-8")
     if output == "table":
         return table(run)
     raise ValueError(f"no console format {output!r}")

@@ -14,7 +14,7 @@ RESULT_FILE = "result.json"
 
 @writer("json")
 def write_result(run: RunResult, folder: Path) -> None:
-    (folder / RESULT_FILE).write_text(to_json(run), encoding="utf-8")
+    (folder / RESULT_FILE).write_bytes(to_json(run))
 
 
 def schema_text() -> str:
