@@ -14,10 +14,11 @@ import pytest
 from analyzer import api, cli, pipeline
 from analyzer.analyse.changes import compare
 from analyzer.analyse.figures import summarise
+from analyzer.analyse.readiness import Settings, analyse
 from analyzer.collect.run_store import load_run
 from analyzer.config import ReportConfig
 from analyzer.errors import UserError
-from analyzer.model.document import from_json, to_document
+from analyzer.model.document import from_json, to_document, to_json
 from analyzer.model.report import SCHEMA_VERSION, RunResult, Verdict
 from analyzer.write.publish import publish
 from analyzer.write.registry import writers
@@ -103,6 +104,22 @@ def test_a_damaged_result_json_is_a_clear_error(tmp_path: Path, demo: RunResult)
         load_run(folder)
     with pytest.raises(ValueError, match="newer"):
         from_json(json.dumps({**to_document(demo), "schema_version": SCHEMA_VERSION + 1}))
+
+
+def test_doubts_are_stored_with_their_scope_and_round_trip(now: datetime) -> None:
+    inventory, source = pipeline.sample_inputs("demo", now)
+    traffic = source.collect(now - timedelta(days=7), now)
+    traffic.namespace_doubts = {"shop": ["part of a split query failed"]}
+    traffic.destination_doubts = {("edge", "gateway-api"): ["counts contradict each other"]}
+    inventory.policy_doubts = {"payments": ["a PeerAuthentication could not be read"]}
+    run = analyse(inventory, traffic, Settings(run_id="r", generated_at=now, lookback="7d"))
+    assert [(d.scope, d.name) for d in run.doubts] == [
+        ("namespace", "shop"),
+        ("workload", "edge/gateway-api"),
+        ("policies", "payments"),
+    ]
+    assert from_json(to_json(run)).doubts == run.doubts
+    assert {n.namespace: n.verdict for n in run.namespaces}["shop"] is Verdict.UNKNOWN  # never READY
 
 
 # -- writers ---------------------------------------------------------------------------------------------

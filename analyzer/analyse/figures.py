@@ -6,8 +6,9 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from analyzer.model.report import VERDICT_ORDER, EdgeResult, RunResult, TimelinePoint, Verdict
-from analyzer.model.traffic import EDGE_KEY
+from analyzer.model.inventory import Inventory
+from analyzer.model.report import VERDICT_ORDER, Doubt, EdgeResult, RunResult, TimelinePoint, Verdict
+from analyzer.model.traffic import EDGE_KEY, Traffic
 
 UNITS = ("requests", "connections")
 
@@ -53,3 +54,16 @@ def plaintext_points(timeline: pd.DataFrame, plaintext: str) -> list[TimelinePoi
         TimelinePoint(**key, timestamp=stamp.to_pydatetime(), count=float(count))
         for key, stamp, count in zip(keys, stamps, rows["count"], strict=True)
     ]
+
+
+def doubts(traffic: Traffic, inventory: Inventory, mesh_wide: Iterable[str]) -> list[Doubt]:
+    """Every doubt of the run with the scope it reaches (the verdicts already carry them as reasons)."""
+    out = [Doubt("mesh", "mesh", reason) for reason in mesh_wide]
+    out += [Doubt("namespace", ns, r) for ns, reasons in sorted(traffic.namespace_doubts.items()) for r in reasons]
+    out += [
+        Doubt("workload", f"{ns}/{name}", r)
+        for (ns, name), reasons in sorted(traffic.destination_doubts.items())
+        for r in reasons
+    ]
+    out += [Doubt("policies", ns, r) for ns, reasons in sorted(inventory.policy_doubts.items()) for r in reasons]
+    return out

@@ -14,7 +14,7 @@ import pandas as pd
 
 from analyzer.analyse import advice, remediation
 from analyzer.analyse.classify import MTLS, PLAINTEXT, UNREADABLE, classify
-from analyzer.analyse.figures import plaintext_points, summarise
+from analyzer.analyse.figures import doubts, plaintext_points, summarise
 from analyzer.analyse.policy_engine import PolicyEngine, Resolution
 from analyzer.analyse.verdicts import (
     UNNAMED,
@@ -370,6 +370,7 @@ class Analysis:
             warnings=warnings,
             errors=list(self.traffic.incomplete),
             misconfigurations=self.engine.ignored_policies(),
+            doubts=doubts(self.traffic, self.inventory, self.doubts),
             cluster=self.settings.cluster,
         )
         return summarise(result)

@@ -136,6 +136,15 @@ class TimelinePoint:
 
 
 @dataclass(slots=True)
+class Doubt:
+    """Why verdicts in scope cannot be READY. scope: mesh, namespace, workload (ns/name) or policies (of a ns)."""
+
+    scope: str
+    name: str
+    reason: str
+
+
+@dataclass(slots=True)
 class ClientChange:
     """A plaintext client -> destination edge that appeared (or disappeared) since the previous run."""
 
@@ -200,6 +209,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     misconfigurations: list[str] = field(default_factory=list)
+    doubts: list[Doubt] = field(default_factory=list)
     cluster: str = ""  # --cluster; "" reads every cluster
     tool_version: str = __version__
     schema_version: int = SCHEMA_VERSION
