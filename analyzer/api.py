@@ -8,15 +8,14 @@
 
 - `analyse_sample` / `analyse_live` run collect + analyse exactly as `mtls-readiness demo` /
   `report` do (through `analyzer.pipeline`), without writing a report.
-- `load_run` reads a published run (`runs/<id>`, `latest`, or an `--output-dir`) into DataFrames.
+- `load_run` reads a published run (`runs/<id>`, `latest`, or an `--output-dir`) back into the
+  same `RunResult` (from its result.json).
 - `what_if` predicts which observed plaintext clients a proposed PeerAuthentication would cut
   off, as `mtls-readiness what-if` does.
 - `plaintext_timeline` turns the range query (plaintext per edge and step) into a rate per client.
 - `plot_*` return matplotlib Figures for notebooks; the HTML report draws its own SVG charts.
 
-Either a `RunResult` (from `analyse_*`) or a `PublishedRun` (from `load_run`) is accepted wherever
-a table is enough; the timeline exists only on a `RunResult` because a published run keeps no
-time series.
+Every function takes a `RunResult`, analysed now or read back from a published run.
 """
 
 from __future__ import annotations
@@ -32,12 +31,11 @@ import yaml
 from matplotlib.figure import Figure
 
 from analyzer import pipeline
-from analyzer.analyse.classify import PLAINTEXT
 from analyzer.analyse.verdicts import source_name  # the report's own "ns/name" or "unknown"
 from analyzer.analyse.whatif import Prediction
 from analyzer.collect import queries
 from analyzer.collect.policy_files import iter_objects
-from analyzer.collect.run_store import PublishedRun, load_run
+from analyzer.collect.run_store import load_run
 from analyzer.config import PrometheusSettings, ReportConfig
 from analyzer.errors import UserError
 from analyzer.model.report import VERDICT_ORDER, RunResult
@@ -47,7 +45,6 @@ from analyzer.write.charts import MTLS_COLOUR, PLAINTEXT_COLOUR, VERDICT_COLOURS
 
 __all__ = [
     "Prediction",
-    "PublishedRun",
     "RunResult",
     "analyse_live",
     "analyse_sample",
@@ -60,7 +57,7 @@ __all__ = [
     "what_if",
 ]
 
-Result = RunResult | PublishedRun
+Result = RunResult
 _PATH_OPTIONS = {"bearer_token_file", "ca_file"}
 # Colours for up to eight clients (Okabe-Ito order after the plaintext orange); the rest are "other".
 _CLIENT_COLOURS = ["#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
@@ -189,9 +186,7 @@ def _proposal_objects(proposal: Any) -> Iterable[tuple[dict, str]]:
 
 
 def tables(result: Result) -> dict[str, pd.DataFrame]:
-    """`edges`, `workloads` and `namespaces` as DataFrames, from a RunResult or a published run."""
-    if isinstance(result, PublishedRun):
-        return {"edges": result.edges, "workloads": result.workloads, "namespaces": result.namespaces}
+    """`edges`, `workloads` and `namespaces` as DataFrames."""
     return {
         "edges": result.edges_frame(),
         "workloads": result.workloads_frame(),
@@ -208,19 +203,13 @@ def plaintext_timeline(result: Result, namespace: str | None = None, workload: s
     Traffic whose `connection_security_policy` cannot be read is left out: it is not proven
     plaintext (the report flags it as UNKNOWN instead).
     """
-    if isinstance(result, PublishedRun):
-        raise UserError(
-            f"{result.folder} is a published run: it keeps first and last plaintext seen per edge "
-            "(edges.csv) but no time series; use analyse_sample() or analyse_live() for the timeline"
-        )
     step = queries.timeline_step(result.window_end - result.window_start)
     grid = pd.date_range(result.window_start, result.window_end, freq=step, name="timestamp")
-    rows = result.timeline
+    rows = result.timeline_frame()  # plaintext only: classified by the analysis, with the whole inventory
     if namespace is not None:
         rows = rows[rows["destination_namespace"] == namespace]
     if workload is not None:
         rows = rows[rows["destination_workload"] == workload]
-    rows = rows[rows["security"] == PLAINTEXT]  # classified by the analysis, with the whole inventory
     if rows.empty:
         return pd.DataFrame(index=grid, columns=pd.Index([], name="client"), dtype="float64")
     client = [source_name(ns, wl) for ns, wl in zip(rows["source_namespace"], rows["source_workload"], strict=True)]

@@ -86,6 +86,16 @@ def _add_output(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_print(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=["text", "json", "table"],
+        default="text",
+        help="also print the result to stdout: json (result.json) or table (namespaces); default: a short receipt",
+    )
+
+
 def _add_window(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lookback", type=_lookback, default="7d", help="evidence window, Prometheus duration syntax (default: 7d)"
@@ -249,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sources(rep, prometheus_required=True)
     _add_window(rep)
     _add_output(rep)
+    _add_print(rep)
 
     demo = _subparser(sub, "demo")
     demo.add_argument(
@@ -256,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_window(demo)
     _add_output(demo)
+    _add_print(demo)
 
     whatif = _subparser(sub, "what-if")
     whatif.add_argument(
@@ -313,9 +325,16 @@ def _report(args: argparse.Namespace, sample: str | None = None) -> int:
     from analyzer import pipeline
 
     result, folder = pipeline.report(_config(args), sample=sample)
+    output = getattr(args, "output", "text")
+    # With -o json/table stdout is for the script that reads it; the receipt goes to stderr.
+    receipt = sys.stdout if output == "text" else sys.stderr
+    if output != "text":
+        from analyzer.write.console import render
+
+        sys.stdout.write(render(result, output))
     counts = ", ".join(f"{n} {v}" for v, n in result.verdict_counts().items() if n)
-    print(f"mesh verdict {result.mesh.verdict.value}; workloads: {counts}")
-    print(f"report: {folder / 'index.html'}")
+    print(f"mesh verdict {result.mesh.verdict.value}; workloads: {counts}", file=receipt)
+    print(f"report: {folder / 'index.html'}", file=receipt)
     for warning in result.warnings:
         log.warning("%s", warning)
     return EXIT_OK if result.complete else EXIT_INCOMPLETE

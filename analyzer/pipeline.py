@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -16,7 +17,7 @@ from analyzer.analyse.readiness import Analysis, Settings, analyse
 from analyzer.analyse.whatif import Prediction, predict
 from analyzer.collect.manifests import build_inventory
 from analyzer.collect.policy_files import SAFE_LOADER, load_inventory
-from analyzer.collect.run_store import PublishedRun, latest_run
+from analyzer.collect.run_store import latest_run
 from analyzer.config import ReportConfig
 from analyzer.errors import UserError
 from analyzer.model.inventory import Inventory
@@ -128,19 +129,20 @@ def report(config: ReportConfig, *, sample: str | None = None) -> tuple[RunResul
     inventory, source = inputs(config, sample=sample, now=now)
     result = analyse_run(inventory, source, config, now)
     # Read the previous run before this one replaces `latest`: night-over-night changes.
-    changes = compare(result, _previous_run(config.output_dir))
+    result.changes = compare(_previous_run(config.output_dir), result)
     folder = publish(
         result,
         config.output_dir,
-        extra_summary={"changes": changes.to_dict()},
         keep_runs=config.keep_runs,
         keep_days=config.keep_days,
         lock_timeout=config.lock_timeout,
     )
+    if folder.name != result.run_id:  # two runs in one second: the folder's name is the id written
+        result = replace(result, run_id=folder.name)
     return result, folder
 
 
-def _previous_run(output_dir: Path) -> PublishedRun | None:
+def _previous_run(output_dir: Path) -> RunResult | None:
     """The published run to compare with; an unreadable one is a warning, never a failed night."""
     try:
         return latest_run(output_dir)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from analyzer.analyse import advice, remediation
 from analyzer.analyse.classify import MTLS, PLAINTEXT, UNREADABLE, classify
+from analyzer.analyse.figures import doubts, plaintext_points, summarise
 from analyzer.analyse.policy_engine import NAMESPACE, WORKLOAD, PolicyEngine, Resolution
 from analyzer.analyse.verdicts import (
     UNNAMED,
@@ -376,7 +377,7 @@ class Analysis:
         unknown = sum(1 for w in workloads if w.verdict is Verdict.UNKNOWN)
         if unknown:
             warnings.append(f"{unknown} workload(s) are UNKNOWN: the data needed was missing; see their reasons")
-        return RunResult(
+        result = RunResult(
             run_id=self.settings.run_id,
             generated_at=self.settings.generated_at,
             lookback=self.settings.lookback,
@@ -388,11 +389,14 @@ class Analysis:
             namespaces=self.namespaces(workloads),
             edges=self.edges(),
             mesh=self.mesh(workloads),
-            timeline=self.timeline,
+            timeline=plaintext_points(self.timeline, PLAINTEXT),
             warnings=warnings,
             errors=list(self.traffic.incomplete),
             misconfigurations=self.engine.ignored_policies(),
+            doubts=doubts(self.traffic, self.inventory, self.doubts),
+            cluster=self.settings.cluster,
         )
+        return summarise(result)
 
 
 _MAX_REASONS = 20

@@ -1,12 +1,22 @@
-"""The one result object every writer and notebook reads. Writers never recompute."""
+"""The one result of a run: what every writer, the notebooks and the next night read.
+
+`RunResult` is the contract: typed, versioned (`schema_version`), serialised as result.json with
+a published JSON Schema (docs/result.schema.json). Computed figures (verdict counts, totals,
+shares, blockers) are filled once by the analysis; writers only arrange them.
+"""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
 import pandas as pd
+
+from analyzer import __version__
+
+# Bump when a field changes meaning or is removed; adding a field with a default keeps the version.
+SCHEMA_VERSION = 1
 
 
 class Verdict(enum.StrEnum):
@@ -119,6 +129,79 @@ class MeshResult:
 
 
 @dataclass(slots=True)
+class TimelinePoint:
+    """Plaintext volume of one edge in one step of the range query (the step ending at `timestamp`)."""
+
+    source_cluster: str
+    source_namespace: str
+    source_workload: str
+    source_principal: str
+    destination_cluster: str
+    destination_namespace: str
+    destination_workload: str
+    destination_service: str
+    protocol: str
+    timestamp: datetime
+    count: float
+
+
+@dataclass(slots=True)
+class Doubt:
+    """Why verdicts in scope cannot be READY. scope: mesh, namespace, workload (ns/name) or policies (of a ns)."""
+
+    scope: str
+    name: str
+    reason: str
+
+
+@dataclass(slots=True)
+class ClientChange:
+    """A plaintext client -> destination edge that appeared (or disappeared) since the previous run."""
+
+    source_namespace: str
+    source_workload: str
+    destination_namespace: str
+    destination_workload: str
+    protocol: str
+    unit: str
+    plaintext_count: float
+    blocker: bool
+    client_kind: str
+
+
+@dataclass(slots=True)
+class VerdictChange:
+    scope: str  # mesh, namespace or workload
+    name: str  # "mesh", the namespace, or namespace/workload
+    before: str  # the previous verdict; "" when it was not in the previous run
+    after: str
+    why: str = ""
+
+
+@dataclass(slots=True)
+class Changes:
+    """Night over night; all empty (and `previous_run_id` None) when there was no previous run."""
+
+    previous_run_id: str | None = None
+    previous_generated_at: datetime | None = None
+    new_plaintext_clients: list[ClientChange] = field(default_factory=list)
+    plaintext_clients_gone: list[ClientChange] = field(default_factory=list)
+    regressions: list[VerdictChange] = field(default_factory=list)
+    newly_ready: list[VerdictChange] = field(default_factory=list)
+    newly_enforced: list[VerdictChange] = field(default_factory=list)
+    # this run minus the previous one
+    verdict_delta: dict[str, int] = field(default_factory=dict)
+    namespace_verdict_delta: dict[str, int] = field(default_factory=dict)
+    blockers_delta: int | None = None
+    mtls_share_delta: dict[str, float | None] = field(default_factory=dict)
+    mesh_verdict_before: str | None = None
+
+    @property
+    def has_previous(self) -> bool:
+        return self.previous_run_id is not None
+
+
+@dataclass(slots=True)
 class RunResult:
     run_id: str
     generated_at: datetime
@@ -131,20 +214,35 @@ class RunResult:
     namespaces: list[NamespaceResult]
     edges: list[EdgeResult]
     mesh: MeshResult
-    timeline: pd.DataFrame
+    # plaintext only, per edge and step: first/last seen and the "plaintext over time" charts
+    timeline: list[TimelinePoint]
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     misconfigurations: list[str] = field(default_factory=list)
+    doubts: list[Doubt] = field(default_factory=list)
+    cluster: str = ""  # --cluster; "" reads every cluster
+    tool_version: str = __version__
+    schema_version: int = SCHEMA_VERSION
+    # Figures computed once by the analysis (analyse.figures.summarise), never by a writer.
+    verdicts: dict[str, int] = field(default_factory=dict)  # workloads per verdict
+    namespace_verdicts: dict[str, int] = field(default_factory=dict)
+    totals: dict[str, float] = field(default_factory=dict)  # mtls_requests, plaintext_connections, ...
+    mtls_share: dict[str, float | None] = field(default_factory=dict)  # per unit; None: no such traffic
+    blockers: int = 0  # plaintext client -> destination edges that a STRICT switch would cut off
+    changes: Changes = field(default_factory=Changes)
 
     @property
     def complete(self) -> bool:
+        # Derived, not stored: an error added after the analysis can never leave a stale "complete".
         return not self.errors and all(w.verdict is not Verdict.UNKNOWN for w in self.workloads)
 
     def verdict_counts(self) -> dict[str, int]:
-        counts = {v.value: 0 for v in VERDICT_ORDER}
-        for w in self.workloads:
-            counts[w.verdict.value] += 1
-        return counts
+        return dict(self.verdicts)
+
+    def timeline_frame(self) -> pd.DataFrame:
+        frame = _frame(self.timeline, TimelinePoint)
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+        return frame.astype({"count": "float64"})
 
     def edges_frame(self) -> pd.DataFrame:
         return _frame(self.edges, EdgeResult)
@@ -157,5 +255,5 @@ class RunResult:
 
 
 def _frame(items: list, cls: type) -> pd.DataFrame:
-    columns = list(cls.__dataclass_fields__)
+    columns = [f.name for f in fields(cls)]
     return pd.DataFrame([asdict(i) for i in items], columns=columns)

@@ -1,1 +1,1 @@
-"""write: one writer per format (HTML, CSV, JSON), charts and run history."""
+"""Outputs: every writer is registered by name (write.registry) and reads only the RunResult."""

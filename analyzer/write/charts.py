@@ -161,7 +161,7 @@ def volume_by_namespace(run: RunResult, top: int = 20) -> Chart:
 
 
 def _plaintext_timeline(run: RunResult) -> pd.DataFrame:
-    timeline = run.timeline
+    timeline = run.timeline_frame()
     if timeline.empty:
         return timeline
     if "security" in timeline.columns:  # the analysis tells plaintext from unreadable (label missing)

@@ -20,11 +20,12 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from analyzer.analyse.changes import LIST_LIMIT as CHANGE_LIST_LIMIT
-from analyzer.analyse.changes import mtls_shares
 from analyzer.model.report import VERDICT_ORDER, EdgeResult, NamespaceResult, RunResult, Verdict, WorkloadResult
 from analyzer.write import charts
+from analyzer.write.registry import writer
 from analyzer.write.run_index import published_summaries
+from analyzer.write.summary import LIST_LIMIT as CHANGE_LIST_LIMIT
+from analyzer.write.summary import summary as summary_document
 from analyzer.write.tabular import iso
 
 log = logging.getLogger("mtls_readiness")
@@ -212,7 +213,7 @@ def headline(summary: dict[str, Any]) -> dict[str, Any]:
         "mesh_verdict": summary.get("mesh_verdict", "UNKNOWN"),
         "verdicts": summary.get("verdicts", {}),
         "namespace_verdicts": summary.get("namespace_verdicts", {}),
-        "mtls_share": summary.get("mtls_share") or mtls_shares(summary.get("totals", {})),
+        "mtls_share": summary.get("mtls_share") or {"requests": None, "connections": None},
         "blockers": summary.get("blockers"),
         "new_plaintext_clients": changes.get("new_plaintext_clients_total"),
         "regressions": changes.get("regressions_total"),
@@ -246,12 +247,13 @@ def _remediation_documents(run: RunResult) -> list[str]:
     return docs
 
 
-def write_report(run: RunResult, summary: dict[str, Any], folder: Path) -> None:
+@writer("html")
+def write_report(run: RunResult, folder: Path) -> None:
     """index.html, and remediation.yaml with every STRICT policy the run found safe to apply.
 
     `folder` is the run's folder inside `runs/`; the published runs beside it feed the burndown."""
     history = published_headlines(folder.parent)
-    (folder / "index.html").write_text(render_report(run, summary, history), encoding="utf-8")
+    (folder / "index.html").write_text(render_report(run, summary_document(run), history), encoding="utf-8")
     docs = _remediation_documents(run)
     if docs:
         header = f"# STRICT PeerAuthentications that run {run.run_id} found safe: no plaintext in {run.lookback}.\n"

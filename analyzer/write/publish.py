@@ -23,15 +23,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from analyzer.errors import UserError
 from analyzer.model.report import RunResult
-from analyzer.write.html import render_history, write_report
+from analyzer.write.html import render_history
+from analyzer.write.registry import writers
 from analyzer.write.run_index import RunFolder, published_summaries, run_folders, run_order, run_time
-from analyzer.write.summary import write_summary
-from analyzer.write.tabular import write_tables
 
 log = logging.getLogger("mtls_readiness")
 
@@ -111,13 +111,13 @@ def output_lock(output_dir: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[Non
 def publish(
     run: RunResult,
     output_dir: Path,
-    extra_summary: dict[str, Any] | None = None,
     *,
     keep_runs: int = KEEP_RUNS,
     keep_days: int = KEEP_DAYS,
     lock_timeout: float = LOCK_TIMEOUT,
 ) -> Path:
-    """Write every file of the run, then publish it and prune old runs. Returns the run folder."""
+    """Write every file of the run (every registered writer), then publish it and prune old runs.
+    Returns the run folder, whose name is the run id written (`<run-id>-2` when two runs share a second)."""
     runs_dir = output_dir / "runs"
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
@@ -132,9 +132,10 @@ def publish(
         ) from None
     try:
         # The history links runs by the summary's run_id: it must name the folder actually used.
-        summary = write_summary(run, staging, {**(extra_summary or {}), "run_id": final.name})
-        write_tables(run, staging)
-        write_report(run, summary, staging)
+        if run.run_id != final.name:
+            run = replace(run, run_id=final.name)
+        for write in writers().values():
+            write(run, staging)
         staging.chmod(0o755)
         for path in staging.iterdir():
             _fsync(path)

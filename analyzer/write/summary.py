@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from analyzer.analyse.changes import mtls_shares, traffic_totals
-from analyzer.model.report import RunResult, Verdict
+from analyzer.model.report import Changes, RunResult
+from analyzer.write.registry import writer
 from analyzer.write.tabular import iso
 
+# summary.json keeps long lists short; result.json, the CSV files and the page have the rest.
+LIST_LIMIT = 500
+_CHANGE_LISTS = ("new_plaintext_clients", "plaintext_clients_gone", "regressions", "newly_ready", "newly_enforced")
 
-def totals(run: RunResult) -> dict[str, float]:
-    return traffic_totals(run.edges)
+
+def changes_document(changes: Changes, limit: int = LIST_LIMIT) -> dict[str, Any]:
+    """The `changes` key of summary.json: counts always, lists up to `limit` items."""
+    out: dict[str, Any] = {
+        "previous_run_id": changes.previous_run_id,
+        "previous_generated_at": iso(changes.previous_generated_at) if changes.previous_generated_at else None,
+        "mesh_verdict_before": changes.mesh_verdict_before,
+        "verdict_delta": changes.verdict_delta,
+        "namespace_verdict_delta": changes.namespace_verdict_delta,
+        "blockers_delta": changes.blockers_delta,
+        "mtls_share_delta": changes.mtls_share_delta,
+    }
+    for name in _CHANGE_LISTS:
+        items = getattr(changes, name)
+        out[name] = [asdict(i) for i in items[:limit]]
+        out[f"{name}_total"] = len(items)
+    return out
 
 
 def summary(run: RunResult) -> dict[str, Any]:
-    volume = totals(run)
     return {
         "run_id": run.run_id,
         "generated_at": iso(run.generated_at),
@@ -26,22 +44,21 @@ def summary(run: RunResult) -> dict[str, Any]:
         "source": run.source,
         "root_namespace": run.root_namespace,
         "complete": run.complete,
-        "verdicts": run.verdict_counts(),
+        "verdicts": run.verdicts,
         "mesh_verdict": run.mesh.verdict.value,
         "namespaces": {n.namespace: n.verdict.value for n in run.namespaces},
-        "namespace_verdicts": {v.value: sum(1 for n in run.namespaces if n.verdict is v) for v in Verdict},
-        "totals": volume,
+        "namespace_verdicts": run.namespace_verdicts,
+        "totals": run.totals,
         # share of observed traffic that was mutual TLS, per unit (null: no such traffic)
-        "mtls_share": mtls_shares(volume),
-        "blockers": sum(1 for e in run.edges if e.blocker),
+        "mtls_share": run.mtls_share,
+        "blockers": run.blockers,
         "warnings": run.warnings,
         "errors": run.errors,
         "misconfigurations": run.misconfigurations,
+        "changes": changes_document(run.changes),
     }
 
 
-def write_summary(run: RunResult, folder: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`extra` adds keys computed outside the run, e.g. `changes` (night over night)."""
-    data = {**summary(run), **(extra or {})}
-    (folder / "summary.json").write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    return data
+@writer("summary")
+def write_summary(run: RunResult, folder: Path) -> None:
+    (folder / "summary.json").write_text(json.dumps(summary(run), indent=2) + "\n", encoding="utf-8")

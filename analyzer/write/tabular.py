@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy
 
 from analyzer.model.report import RunResult
+from analyzer.write.registry import writer
 
 EDGE_COLUMNS = [
     "source_cluster", "source_namespace", "source_workload", "source_principal",
@@ -74,6 +75,7 @@ def write_csv(path: Path, columns: Sequence[str], rows: Iterable[object]) -> Non
             writer.writerow([cell(getattr(row, c)) for c in columns])
 
 
+@writer("csv")
 def write_tables(run: RunResult, folder: Path) -> None:
     write_csv(folder / "edges.csv", EDGE_COLUMNS, run.edges)
     write_csv(folder / "workloads.csv", WORKLOAD_COLUMNS, run.workloads)
