@@ -21,7 +21,7 @@ from analyzer.config import ReportConfig
 from analyzer.errors import UserError
 from analyzer.model.report import RunResult
 from analyzer.pipeline import analyse_run, run_id_for, sample_inputs
-from analyzer.write import publish as publish_module
+from analyzer.write import registry
 from analyzer.write.publish import output_lock, prunable, publish
 from analyzer.write.run_index import RUN_FILES, read_run, run_folders, run_order, summary_problem
 
@@ -184,7 +184,7 @@ def test_a_crash_mid_write_publishes_nothing_and_keeps_latest(
         (folder / "edges.csv").write_text("source_workload\n", encoding="utf-8")
         raise error
 
-    monkeypatch.setattr(publish_module, "write_tables", half_then_fail)
+    monkeypatch.setitem(registry.WRITERS, "csv", half_then_fail)
     with pytest.raises(UserError if isinstance(error, OSError) else RuntimeError):
         publish(with_id(demo_run, NOW + timedelta(seconds=5)), tmp_path)
 

@@ -156,7 +156,7 @@ def test_summary_json_reads_the_stored_figures(tmp_path: Path, demo: RunResult) 
 
 
 def test_output_json_prints_the_result_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["demo", "--output-dir", str(tmp_path), "-o", "json"]) == 2
+    assert cli.main(["demo", "--output-dir", str(tmp_path), "-o", "json"]) == 0
     out = capsys.readouterr()
     document = json.loads(out.out)  # stdout holds the document only; the receipt went to stderr
     assert "report:" in out.err
@@ -167,7 +167,7 @@ def test_output_json_prints_the_result_document(tmp_path: Path, capsys: pytest.C
 
 
 def test_output_table_lists_namespaces_by_urgency(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["demo", "--output-dir", str(tmp_path), "-o", "table"]) == 2
+    assert cli.main(["demo", "--output-dir", str(tmp_path), "-o", "table"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["NAMESPACE", "VERDICT", "MODE", "WORKLOADS", "BLOCKED", "READY", "PLAINTEXT"]
     rows = {line.split()[0]: line.split()[1] for line in lines[1:] if line.strip() and not line.startswith("mesh")}
