@@ -63,7 +63,8 @@ class Inventory:
     peer_authentications: list[PeerAuthentication] = field(default_factory=list)
     destination_rules: list[DestinationRule] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    # Set when the source could not list PeerAuthentications at all (e.g. CRD missing).
+    # Set when the source could not list PeerAuthentications at all (e.g. CRD missing), and for
+    # inputs read despite a flaw (a duplicate YAML key, a selector field Istio ignores).
     warnings: list[str] = field(default_factory=list)
     # Namespace -> why its policies cannot be trusted: a PeerAuthentication there could not be
     # read (it might be the oldest, deciding one). The root namespace stands for the whole mesh.
