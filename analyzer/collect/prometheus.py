@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,7 +24,7 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from analyzer.collect import queries
+from analyzer.collect import plan, queries
 from analyzer.config import PrometheusSettings
 from analyzer.errors import UserError
 from analyzer.model.traffic import (
@@ -230,37 +230,44 @@ class PrometheusTrafficSource:
         return self.client.source
 
     def collect(self, window_start: datetime, window_end: datetime) -> Traffic:
-        window = window_end - window_start
         self.client.check()
         traffic = Traffic(window_start=window_start, window_end=window_end, source=self.source)
         started = time.monotonic()
-        step = queries.timeline_step(window)
-        jobs: dict[str, _Job] = {
-            **{f"totals:{m}": _Job(queries.WindowTotals(m, window)) for m in queries.METRICS},
-            **{f"timeline:{m}": _Job(queries.PlaintextTimeline(m, step), step) for m in queries.METRICS},
-        }
+        jobs = {job.key: job for job in plan.jobs(window_end - window_start)}
+        progress = plan.Progress(len(jobs))
 
-        def run(item: tuple[str, _Job]) -> tuple[str, list[dict] | Exception]:
-            name, job = item
-            return name, self._ask(job, window_start, window_end)
+        def run(item: tuple[str, plan.Job]) -> tuple[str, list[dict] | Exception]:
+            key, job = item
+            answer = self._ask(job, window_start, window_end)
+            progress.finished(key, answer)
+            return key, answer
 
         # One pool for the first answers and for any split: never more than max_parallel in flight.
         with ThreadPoolExecutor(max_workers=self.client.settings.max_parallel) as pool:
             answers = dict(pool.map(run, jobs.items()))
-            too_big = {name: jobs[name] for name, a in answers.items() if isinstance(a, Exception) and _too_big(a)}
+            too_big = {key: jobs[key] for key, a in answers.items() if isinstance(a, Exception) and _too_big(a)}
             if too_big:
-                answers.update(self._split(pool, too_big, answers, window_start, window_end))
-        totals, timelines = [], []
-        for name, answer in answers.items():
+                answers.update(self._split(pool, too_big, answers, window_start, window_end, progress))
+        # A logical query is answered only if all its parts are: growth without births would
+        # miss a Job's one burst of plaintext.
+        failed: dict[str, str] = {}
+        for key, answer in answers.items():
             if isinstance(answer, Exception):
-                traffic.failed_queries.append(f"{name}: {_short(answer)}")
-                log.warning("query %s failed: %s", name, _short(answer))
-            elif name.startswith("totals:"):
+                failed.setdefault(jobs[key].name, _short(answer))
+        for name, reason in failed.items():
+            traffic.failed_queries.append(f"{name}: {reason}")
+            log.warning("query %s failed: %s", name, reason)
+        totals, timelines = [], []
+        for key, answer in answers.items():
+            name = jobs[key].name
+            if name in failed or isinstance(answer, Exception):
+                continue
+            if name.startswith("totals:"):
                 totals.append(vector_frame(answer))
             else:
                 timelines.append(matrix_frame(answer))
-        traffic.observations = _concat(totals, empty_observations())
-        traffic.timeline = _concat(timelines, empty_timeline())
+        traffic.observations = plan.join_totals(totals)
+        traffic.timeline = plan.join_timeline(timelines)
         traffic.coverage = self._coverage(window_start, window_end)
         log.info(
             "collected %d series groups and %d timeline points from %s in %.1fs",
@@ -271,7 +278,7 @@ class PrometheusTrafficSource:
         )
         return traffic
 
-    def _ask(self, job: _Job, window_start: datetime, window_end: datetime) -> list[dict] | Exception:
+    def _ask(self, job: plan.Job, window_start: datetime, window_end: datetime) -> list[dict] | Exception:
         try:
             if job.step is None:
                 return self.client.instant(job.query.promql(), window_end)
@@ -282,10 +289,11 @@ class PrometheusTrafficSource:
     def _split(
         self,
         pool: ThreadPoolExecutor,
-        failed: dict[str, _Job],
+        failed: dict[str, plan.Job],
         errors: dict[str, list[dict] | Exception],
         window_start: datetime,
         window_end: datetime,
+        progress: plan.Progress,
     ) -> dict[str, list[dict] | Exception]:
         """Ask each failed query again one destination namespace at a time; every answer carries
         destination_workload_namespace, so the parts add up to exactly the whole."""
@@ -303,6 +311,7 @@ class PrometheusTrafficSource:
             len(failed) * len(namespaces),
             self.client.settings.max_parallel,
         )
+        progress.add(len(failed) * len(namespaces))
         doomed: dict[str, str] = {}  # a query one of whose parts failed: its other parts need not run
 
         def run(part: tuple[str, str]) -> tuple[str, list[dict] | Exception | None]:
@@ -313,6 +322,7 @@ class PrometheusTrafficSource:
             answer = self._ask(replace(job, query=replace(job.query, namespace=namespace)), window_start, window_end)
             if isinstance(answer, Exception):
                 doomed.setdefault(name, f"namespace {namespace!r} alone: {_short(answer)}")
+            progress.finished(f"{name} in {namespace!r}", answer)
             return name, answer
 
         merged: dict[str, list[dict]] = {name: [] for name in failed}
@@ -341,12 +351,6 @@ class PrometheusTrafficSource:
             detail=f"Prometheus holds {held} but the window starts {window_start:%Y-%m-%d %H:%M}Z; "
             "shorten --lookback or raise Prometheus retention",
         )
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    query: queries.WindowTotals | queries.PlaintextTimeline
-    step: timedelta | None = None  # None: an instant query at the window's end
 
 
 class SplitQueryError(Exception):
@@ -385,11 +389,6 @@ def _tls_failure(source: str, exc: Exception) -> str:
         f"TLS handshake with {source} failed ({detail or type(exc).__name__}); if it serves plain HTTP, "
         "use an http:// URL, otherwise check the port"
     )
-
-
-def _concat(frames: list[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
-    frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else empty
 
 
 def _short(exc: Exception) -> str:
