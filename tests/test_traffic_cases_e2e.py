@@ -268,26 +268,28 @@ def test_a_short_jobs_single_burst_is_counted_as_plaintext(cases: Served, now: d
 def test_the_burst_lands_in_exactly_one_timeline_step_wherever_the_steps_fall(
     cases: Served, now: datetime, step: timedelta
 ) -> None:
-    """The timeline query behind first/last seen, at every alignment of its steps with the scrapes."""
+    """The timeline queries behind first/last seen (both parts, added up per step as the job
+    does), at every alignment of their steps with the scrapes."""
     born = now - BURST_AGO + timedelta(minutes=5)  # the first scrape after the burst
-    promql = queries.PlaintextTimeline(queries.TCP_OPENED, step).promql()
+    promqls = [queries.PlaintextTimeline(queries.TCP_OPENED, step, part).promql() for part in queries.PARTS]
     for shift in range(10):
         end = now + timedelta(minutes=shift)
-        params = {
-            "query": promql,
-            "start": (end - timedelta(days=1)).timestamp(),
-            "end": end.timestamp(),
-            "step": f"{int(step.total_seconds())}s",
-        }
-        answer = requests.get(f"{cases.url}/api/v1/query_range", params=params, timeout=30)
-        answer.raise_for_status()
-        points = [
-            (datetime.fromtimestamp(t, UTC), float(v))
-            for series in answer.json()["data"]["result"]
-            if series["metric"]["destination_workload"] == "warehouse"
-            for t, v in series["values"]
-            if float(v) > 0
-        ]
+        per_step: dict[datetime, float] = {}
+        for promql in promqls:
+            params = {
+                "query": promql,
+                "start": (end - timedelta(days=1)).timestamp(),
+                "end": end.timestamp(),
+                "step": f"{int(step.total_seconds())}s",
+            }
+            answer = requests.get(f"{cases.url}/api/v1/query_range", params=params, timeout=30)
+            answer.raise_for_status()
+            for series in answer.json()["data"]["result"]:
+                if series["metric"]["destination_workload"] == "warehouse":
+                    for t, v in series["values"]:
+                        at = datetime.fromtimestamp(t, UTC)
+                        per_step[at] = per_step.get(at, 0.0) + float(v)
+        points = [(at, count) for at, count in sorted(per_step.items()) if count > 0]
         assert len(points) == 1, (shift, points)
         at, count = points[0]
         assert count == 10, (shift, points)

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,7 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from analyzer.collect import crosscheck, queries
+from analyzer.collect import crosscheck, plan, queries
 from analyzer.collect.answers import QueryFailed, clip, error_text, read_label_values, read_query
 from analyzer.config import PrometheusSettings
 from analyzer.errors import UserError
@@ -230,33 +230,49 @@ class PrometheusTrafficSource:
         traffic = Traffic(window_start=window_start, window_end=window_end, source=self.source)
         started = time.monotonic()
         step = queries.timeline_step(window)
-        jobs: dict[str, _Job] = {
-            **{f"totals:{m}": _Job(queries.WindowTotals(m, window)) for m in queries.METRICS},
-            **{f"timeline:{m}": _Job(queries.PlaintextTimeline(m, step), step) for m in queries.METRICS},
-        }
+        jobs = {job.key: job for job in plan.jobs(window)}
+        progress = plan.Progress(len(jobs))
 
-        def run(item: tuple[str, _Job]) -> tuple[str, Answer]:
-            name, job = item
-            return name, self._ask(job, window_start, window_end)
+        def run(item: tuple[str, plan.Job]) -> tuple[str, Answer]:
+            key, job = item
+            answer = self._ask(job, window_start, window_end)
+            progress.finished(key, answer)
+            return key, answer
 
         # One pool for the first answers and for any split: never more than max_parallel in flight.
-        lost_parts: dict[str, dict[str, str]] = {}  # query -> namespace -> why its part is missing
+        lost_parts: dict[str, dict[str, str]] = {}  # query part -> namespace -> why its part is missing
         with ThreadPoolExecutor(max_workers=self.client.settings.max_parallel) as pool:
             answers = dict(pool.map(run, jobs.items()))
-            too_big = {name: jobs[name] for name, a in answers.items() if isinstance(a, QueryFailed) and _too_big(a)}
+            too_big = {key: jobs[key] for key, a in answers.items() if isinstance(a, QueryFailed) and _too_big(a)}
             if too_big:
-                answers.update(self._split(pool, too_big, answers, window_start, window_end, lost_parts))
-        frames: dict[str, pd.DataFrame] = {}
-        for name, answer in answers.items():
+                answers.update(self._split(pool, too_big, answers, window_start, window_end, lost_parts, progress))
+        # A logical query is answered only if all its parts are: growth without births would
+        # miss a Job's one burst of plaintext.
+        failed: dict[str, QueryFailed] = {}
+        for key, answer in answers.items():
             if isinstance(answer, QueryFailed):
-                traffic.failed_queries.append(f"{name}: {answer}")
-                log.warning("query %s failed: %s", name, answer)
-                if name.startswith("timeline:"):  # first/last seen and the chart miss data; verdicts do not
-                    traffic.incomplete.append(f"query {name} failed: {answer}")
-            else:
-                frames[name] = vector_frame(answer) if name.startswith("totals:") else matrix_frame(answer)
-        self._record_lost_parts(traffic, lost_parts)
-        self._cross_check(traffic, frames, lost_parts, step)
+                failed.setdefault(jobs[key].name, answer)
+        for name, reason in failed.items():
+            traffic.failed_queries.append(f"{name}: {reason}")
+            log.warning("query %s failed: %s", name, reason)
+            if name.startswith("timeline:"):  # first/last seen and the chart miss data; verdicts do not
+                traffic.incomplete.append(f"query {name} failed: {reason}")
+        parts: dict[str, list[pd.DataFrame]] = {}
+        for key, answer in answers.items():
+            name = jobs[key].name
+            if name in failed or isinstance(answer, QueryFailed):
+                continue
+            frame = vector_frame(answer) if name.startswith("totals:") else matrix_frame(answer)
+            parts.setdefault(name, []).append(frame)
+        frames = {
+            name: plan.join_totals(found) if name.startswith("totals:") else plan.join_timeline(found)
+            for name, found in parts.items()
+        }
+        lost_by_query: dict[str, dict[str, str]] = {}
+        for key, lost in lost_parts.items():
+            lost_by_query.setdefault(jobs[key].name, {}).update(lost)
+        self._record_lost_parts(traffic, lost_by_query)
+        self._cross_check(traffic, frames, lost_by_query, step)
         traffic.observations = _concat([f for n, f in frames.items() if n.startswith("totals:")], empty_observations())
         traffic.timeline = _concat([f for n, f in frames.items() if n.startswith("timeline:")], empty_timeline())
         traffic.coverage = self._coverage(window_start, window_end)
@@ -269,7 +285,7 @@ class PrometheusTrafficSource:
         )
         return traffic
 
-    def _ask(self, job: _Job, window_start: datetime, window_end: datetime) -> Answer:
+    def _ask(self, job: plan.Job, window_start: datetime, window_end: datetime) -> Answer:
         try:
             if job.step is None:
                 return self.client.instant(job.query.promql(), window_end)
@@ -282,11 +298,12 @@ class PrometheusTrafficSource:
     def _split(
         self,
         pool: ThreadPoolExecutor,
-        failed: dict[str, _Job],
+        failed: dict[str, plan.Job],
         answers: dict[str, Answer],
         window_start: datetime,
         window_end: datetime,
         lost_parts: dict[str, dict[str, str]],
+        progress: plan.Progress,
     ) -> dict[str, Answer]:
         """Ask each failed query again one destination namespace at a time; every answer carries
         destination_workload_namespace, so the parts add up to exactly the whole. A part that
@@ -313,11 +330,13 @@ class PrometheusTrafficSource:
             len(failed) * len(namespaces),
             self.client.settings.max_parallel,
         )
+        progress.add(len(failed) * len(namespaces))
 
         def run(part: tuple[str, str]) -> tuple[str, str, Answer]:
             name, namespace = part
             job = failed[name]
             answer = self._ask(replace(job, query=replace(job.query, namespace=namespace)), window_start, window_end)
+            progress.finished(f"{name} [namespace {namespace!r}]", answer)
             return name, namespace, answer
 
         merged: dict[str, list[dict]] = {name: [] for name in failed}
@@ -398,12 +417,6 @@ class PrometheusTrafficSource:
             detail=f"Prometheus holds {held} but the window starts {window_start:%Y-%m-%d %H:%M}Z; "
             "shorten --lookback or raise Prometheus retention",
         )
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    query: queries.WindowTotals | queries.PlaintextTimeline
-    step: timedelta | None = None  # None: an instant query at the window's end
 
 
 Answer = list[dict] | QueryFailed

@@ -59,48 +59,60 @@ def _selector(metric: str, extra: str = "", namespace: str | None = None) -> str
     return f"{metric}{{{', '.join(parts)}}}"
 
 
+# The two parts every count is made of, sent as separate queries and added up per label set
+# by the client (`plan.join`): joining them in PromQL (`(a + b) or a or b`) makes Prometheus
+# match every series on all the labels twice, which cost 5x the parts on a 40,000-edge mesh.
+GROWN, BORN = "grown", "born"
+PARTS = (GROWN, BORN)
+
+
+def _born(sel: str, span: str) -> str:
+    """The first value of every series without a sample in the SEEN_BEFORE before the range."""
+    return f"min_over_time({sel}[{span}]) unless last_over_time({sel}[{SEEN_BEFORE}] offset {span})"
+
+
 @dataclass(frozen=True, slots=True)
 class WindowTotals:
-    """Requests or connections per edge and security policy over the whole window.
+    """Requests or connections per edge and security policy over the whole window: one part.
 
     `increase()` alone misses a counter that was born inside the window and never moved again,
     e.g. a nightly Job's one burst of plaintext: Prometheus has nothing to subtract its first
     sample from. So the first value of every series that did not exist at the window's start
-    is added back. Missing that Job would be a false READY.
+    (part BORN) is added to the growth (part GROWN). Missing that Job would be a false READY.
     """
 
     metric: str
     window: timedelta
+    part: str = GROWN
     namespace: str | None = None
 
     def promql(self) -> str:
         sel = _selector(self.metric, namespace=self.namespace)
         w = duration(self.window)
-        grown = f"sum by ({BY}) (increase({sel}[{w}]))"
-        born = f"sum by ({BY}) (min_over_time({sel}[{w}]) unless last_over_time({sel}[{SEEN_BEFORE}] offset {w}))"
-        return f"({grown} + {born}) or {grown} or {born}"
+        inner = f"increase({sel}[{w}])" if self.part == GROWN else _born(sel, w)
+        return f"sum by ({BY}) ({inner})"
 
 
 @dataclass(frozen=True, slots=True)
 class PlaintextTimeline:
-    """Non-mTLS volume per edge and step, for first/last seen and the timeline chart.
+    """Non-mTLS volume per edge and step, for first/last seen and the timeline chart: one part.
 
-    A counter's first value is added in the step it was born, for the same reason and in the
-    same way as in WindowTotals. It is added to increase(), not `or`-ed with it: once a step's
-    range holds the first sample and a later one, increase() answers 0 for a counter that never
-    moved again, and `or` would drop the burst and leave its last-seen time empty.
+    A counter's first value (part BORN) is added to the growth (part GROWN) in the step it was
+    born, for the same reason as in WindowTotals. Added, never one instead of the other: once a
+    step's range holds the first sample and a later one, increase() answers 0 for a counter that
+    never moved again, and keeping only that would drop the burst and its last-seen time.
     """
 
     metric: str
     step: timedelta
+    part: str = GROWN
     namespace: str | None = None
 
     def promql(self) -> str:
         sel = _selector(self.metric, 'connection_security_policy!="mutual_tls"', self.namespace)
         s = duration(self.step)
-        grown = f"increase({sel}[{s}])"
-        born = f"(min_over_time({sel}[{s}]) unless last_over_time({sel}[{SEEN_BEFORE}] offset {s}))"
-        return f"sum by ({BY}) (({grown} + {born}) or {grown} or {born})"
+        inner = f"increase({sel}[{s}])" if self.part == GROWN else _born(sel, s)
+        return f"sum by ({BY}) ({inner})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,16 @@
-"""edges.csv, workloads.csv and namespaces.csv (CONTRACT.md: these columns stay, more may follow)."""
+"""edges.csv, workloads.csv and namespaces.csv (docs/contract.md: these columns stay, more may follow)."""
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 
 import numpy
+import pandas as pd
 
 from analyzer.model.report import RunResult
 from analyzer.write.registry import writer
@@ -35,10 +38,26 @@ NAMESPACE_COLUMNS = [
 ]  # fmt: skip
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Unicode bidi controls (embeddings, overrides, isolates, marks) reorder how a cell is shown:
+# a crafted workload name could display as another. Each is replaced by its visible escape
+# (`\u202e`), so the cell still shows that the label held one.
+_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_bidi(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def _safe_text(text: str) -> str:
+    """Label values come from unauthenticated peer-metadata headers: never let a spreadsheet
+    run them as a formula, nor let them reorder what is displayed."""
+    text = _BIDI.sub(_escape_bidi, text)
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def cell(value: object) -> object:
-    """One CSV cell: numbers stay numbers, times are ISO 8601 UTC, text is formula-safe."""
+    """One CSV cell: numbers stay numbers, times are ISO 8601 UTC, text is formula-safe.
+    The reference for `column`, which formats a whole column at once."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -53,9 +72,7 @@ def cell(value: object) -> object:
         value = ";".join(f"{k}={v}" for k, v in value.items())
     elif isinstance(value, list | tuple | set):
         value = ";".join(str(v) for v in value)
-    text = str(value)
-    # Label values come from unauthenticated peer-metadata headers: never let a spreadsheet run them.
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return _safe_text(str(value))
 
 
 def iso(value: datetime) -> str:
@@ -65,14 +82,61 @@ def iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def column(values: Sequence[object]) -> pd.Series:
+    """A whole column as CSV text, as `cell` would write each value, with array operations for
+    the common kinds (text, floats, ints, bools, optional times); anything else cell by cell.
+    Kept as object arrays: pandas' string dtype iterates element by element in Python."""
+    kinds = set(map(type, values))
+    if not values:
+        return pd.Series([], dtype=object)
+    if all(issubclass(k, str) for k in kinds):
+        text = pd.Series(list(map(str, values)) if kinds != {str} else values, dtype=object)
+        if _BIDI.search("".join(text)):  # one scan of the whole column; rewrite only if needed
+            text = text.str.replace(_BIDI, _escape_bidi, regex=True).astype(object)
+        first = numpy.asarray(text, dtype=str).astype("U1")  # each cell's first character, "" if empty
+        formula = numpy.isin(first, _FORMULA_START)
+        if formula.any():
+            text[formula] = "'" + text[formula]
+        return text
+    if kinds == {float}:
+        return pd.Series(_floats(numpy.asarray(values, dtype="float64")), dtype=object)
+    if kinds == {int}:
+        return pd.Series(numpy.asarray(values, dtype="int64").astype(str).astype(object), dtype=object)
+    if kinds == {bool}:
+        return pd.Series(numpy.where(numpy.asarray(values, dtype=bool), "true", "false").astype(object))
+    if all(issubclass(k, datetime) or k is type(None) for k in kinds):
+        times = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+        return times.dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype(object).fillna("")
+    return pd.Series([str(cell(v)) for v in values], dtype=object)
+
+
+def _floats(numbers: numpy.ndarray) -> numpy.ndarray:
+    """Plain digits, never 1e+06: whole numbers as integers, others in their shortest form."""
+    with numpy.errstate(invalid="ignore"):
+        whole = (numbers % 1 == 0) & (numpy.abs(numbers) < 2**53) & ~((numbers == 0) & numpy.signbit(numbers))
+    text = numpy.where(whole, numbers, 0).astype("int64").astype(str).astype(object)
+    if whole.all():
+        return text
+    rest = numbers[~whole].astype(str)  # numpy's shortest round-trip repr
+    # Tiny or huge values (1e-07, 1e+16) and whole ones too big for int64: rare, one by one.
+    odd = (numpy.char.find(rest, "e") >= 0) | numpy.char.endswith(rest, ".0")
+    if odd.any():
+        rest = rest.astype(object)
+        rest[odd] = [numpy.format_float_positional(x, trim="-") for x in numbers[~whole][odd]]
+    text[~whole] = rest
+    return text
+
+
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[object]) -> None:
+    """Each column formatted at once (`column`), then written by the csv module's C writer."""
+    records = list(map(attrgetter(*columns), rows)) if len(columns) > 1 else [(getattr(r, columns[0]),) for r in rows]
+    cells = [column(list(values)).tolist() for values in zip(*records, strict=True)] if records else []
     with path.open("w", encoding="utf-8", newline="") as stream:
         # CRLF, as RFC 4180 has it: the csv module quotes a cell only for characters of the line
         # terminator, and an unquoted carriage return in a label value would start a new row.
         writer = csv.writer(stream, lineterminator="\r\n")
         writer.writerow(columns)
-        for row in rows:
-            writer.writerow([cell(getattr(row, c)) for c in columns])
+        writer.writerows(zip(*cells, strict=True))
 
 
 @writer("csv")

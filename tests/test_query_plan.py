@@ -1,0 +1,165 @@
+"""The split query plan gives exactly what the one-query formula gave, on a real Prometheus.
+
+The job sends growth and born counters as separate queries and adds them up per label set in
+the client. The formula it replaced, `(grown + born) or grown or born`, is kept here as the
+reference: same label sets, same counts, a Job's one burst included.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+
+from analyzer.collect import plan, queries
+from analyzer.collect.prometheus import PrometheusClient, PrometheusTrafficSource, matrix_frame, vector_frame
+from analyzer.config import PrometheusSettings
+from analyzer.sample.mesh import Flow, SampleMesh
+from tests.support.e2e import short_history
+from tests.support.prometheus import serve_mesh
+from tests.test_traffic_cases_e2e import BURST_AGO, cases_mesh
+
+WINDOW = timedelta(days=1)
+
+
+def reference_totals(metric: str, window: timedelta) -> str:
+    """The formula the job sent before: both parts joined by PromQL's binary operators."""
+    sel = queries.server_side(metric)
+    w = queries.duration(window)
+    grown = f"sum by ({queries.BY}) (increase({sel}[{w}]))"
+    born = (
+        f"sum by ({queries.BY}) (min_over_time({sel}[{w}]) "
+        f"unless last_over_time({sel}[{queries.SEEN_BEFORE}] offset {w}))"
+    )
+    return f"({grown} + {born}) or {grown} or {born}"
+
+
+def reference_timeline(metric: str, step: timedelta) -> str:
+    sel = f'{metric}{{{queries.SERVER_SIDE}, connection_security_policy!="mutual_tls"}}'
+    s = queries.duration(step)
+    grown = f"increase({sel}[{s}])"
+    born = f"(min_over_time({sel}[{s}]) unless last_over_time({sel}[{queries.SEEN_BEFORE}] offset {s}))"
+    return f"sum by ({queries.BY}) (({grown} + {born}) or {grown} or {born})"
+
+
+def plan_mesh() -> SampleMesh:
+    """Every case of traffic, plus a flow born inside the window that keeps growing (both parts count)."""
+    mesh = cases_mesh()
+    mesh.flows.append(Flow("shop/frontend", "shop/catalog", per_hour=90, start=timedelta(hours=5)))
+    mesh.flows.append(Flow("batch/loader", "data/postgres", protocol="tcp", per_hour=12, plaintext=True))
+    return short_history(mesh)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory, now: datetime) -> Iterator[PrometheusClient]:
+    server = serve_mesh(plan_mesh(), Path(tmp_path_factory.mktemp("plan")), now)
+    client = PrometheusClient(PrometheusSettings(url=server.url))
+    try:
+        yield client
+    finally:
+        client.close()
+        server.stop()
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values([c for c in frame.columns if c != "count"]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("metric", queries.METRICS)
+def test_totals_in_two_parts_equal_the_one_query_formula(client: PrometheusClient, now: datetime, metric: str) -> None:
+    want = vector_frame(client.instant(reference_totals(metric, WINDOW), now))
+    parts = {
+        p: vector_frame(client.instant(queries.WindowTotals(metric, WINDOW, p).promql(), now)) for p in queries.PARTS
+    }
+    got = plan.join_totals(list(parts.values()))
+
+    assert len(want) >= 4
+    pd.testing.assert_frame_equal(_sorted(got), _sorted(want))
+    # Both parts carry data the other lacks, so the join is what is being tested.
+    assert not parts[queries.BORN].empty and not parts[queries.GROWN].empty
+
+
+def test_the_burst_is_counted_once_by_the_joined_totals(client: PrometheusClient, now: datetime) -> None:
+    frames = [
+        vector_frame(client.instant(queries.WindowTotals(queries.TCP_OPENED, WINDOW, p).promql(), now))
+        for p in queries.PARTS
+    ]
+    got = plan.join_totals(frames)
+
+    # The sidecar-less CronJob's plaintext: the server names its source "unknown".
+    def burst(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[(frame["destination_workload"] == "warehouse") & (frame["connection_security_policy"] == "none")]
+
+    assert list(burst(got)["count"]) == [10.0]
+    # And the growth part alone would have missed it: that is why the born part is sent.
+    assert burst(frames[0])["count"].sum() == 0
+
+
+@pytest.mark.parametrize("step", [timedelta(minutes=8), timedelta(hours=1)], ids=["8m steps", "1h steps"])
+@pytest.mark.parametrize("metric", queries.METRICS)
+def test_timeline_in_two_parts_equals_the_one_query_formula(
+    client: PrometheusClient, now: datetime, metric: str, step: timedelta
+) -> None:
+    start = now - WINDOW
+    want = matrix_frame(client.range(reference_timeline(metric, step), start, now, step))
+    frames = [
+        matrix_frame(client.range(queries.PlaintextTimeline(metric, step, p).promql(), start, now, step))
+        for p in queries.PARTS
+    ]
+    got = plan.join_timeline(frames)
+    assert len(want) > 0
+    pd.testing.assert_frame_equal(_sorted(got), _sorted(want))
+    if metric == queries.TCP_OPENED:
+        burst = got[got["destination_workload"] == "warehouse"]
+        assert list(burst["count"]) == [10.0]
+        assert abs(burst["timestamp"].iloc[0].to_pydatetime() - (now - BURST_AGO)) <= step + timedelta(minutes=5)
+
+
+def test_collect_sends_no_binary_join_and_reports_progress(
+    client: PrometheusClient, now: datetime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mtls_readiness")
+    client.queries_sent.clear()
+    traffic = PrometheusTrafficSource(client).collect(now - WINDOW, now)
+    sent = list(client.queries_sent)
+
+    assert traffic.failed_queries == []
+    want = pd.concat(
+        [vector_frame(client.instant(reference_totals(m, WINDOW), now)) for m in queries.METRICS], ignore_index=True
+    )
+    pd.testing.assert_frame_equal(_sorted(traffic.observations), _sorted(want))
+    step = queries.timeline_step(WINDOW)
+    want_timeline = pd.concat(
+        [matrix_frame(client.range(reference_timeline(m, step), now - WINDOW, now, step)) for m in queries.METRICS],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(_sorted(traffic.timeline), _sorted(want_timeline))
+
+    assert len(sent) >= 8
+    assert not any(" or " in q or ") + (" in q for q in sent), sent
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("query ")]
+    total = len(plan.jobs(WINDOW))
+    assert len(lines) == total == 8
+    assert lines[-1].startswith(f"query {total}/{total} done: ")
+    assert all("rows" in line and "s elapsed" in line for line in lines)
+
+
+def test_a_failed_part_fails_its_whole_query(client: PrometheusClient, now: datetime) -> None:
+    """Growth without births could be a false READY: one failed part drops both."""
+
+    class BornFails(PrometheusClient):
+        def instant(self, promql: str, at: datetime) -> list[dict]:
+            if "unless" in promql and queries.TCP_OPENED in promql:
+                raise requests.exceptions.ConnectionError("refused")
+            return super().instant(promql, at)
+
+    broken = BornFails(client.settings)
+    traffic = PrometheusTrafficSource(broken).collect(now - WINDOW, now)
+    assert [q.split(":")[0:2] for q in traffic.failed_queries] == [["totals", queries.TCP_OPENED]]
+    assert not (traffic.observations["protocol"] == "tcp").any()
+    assert (traffic.observations["protocol"] == "http").any()
