@@ -50,8 +50,9 @@ def load_policies(config: ReportConfig) -> Inventory:
             kubeconfig=config.kubeconfig,
             timeout=config.kube_timeout,
             cluster=config.cluster,
+            root_namespace=config.root_namespace,
         )
-    return load_inventory(Path(config.policies_from), cluster=config.cluster)
+    return load_inventory(Path(config.policies_from), cluster=config.cluster, root_namespace=config.root_namespace)
 
 
 def prometheus_source(config: ReportConfig) -> TrafficSource:
