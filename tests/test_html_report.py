@@ -88,7 +88,8 @@ def test_demo_report_opens_clean_with_charts_and_screenshot(browser: Chromium, d
         sortButtons: document.querySelectorAll("table.sortable th button.sort").length,
         scripts: document.scripts.length,
         charts: Array.from(document.querySelectorAll("figure[role=img]")).map(f => ({
-            label: f.getAttribute("aria-label"), svg: !!f.querySelector("svg")})),
+            label: f.getAttribute("aria-label"), svg: !!f.querySelector(".chart-wide svg"),
+            phone: !!f.querySelector(".chart-phone svg")})),
         headersWithoutScope: document.querySelectorAll("thead th:not([scope])").length,
         blockerRows: document.querySelectorAll("#blockers-table tbody tr").length,
         sections: document.querySelectorAll("details[id^=ns-]").length,
@@ -98,7 +99,7 @@ def test_demo_report_opens_clean_with_charts_and_screenshot(browser: Chromium, d
     assert "BLOCKED" in facts["h1"]
     assert facts["sortButtons"] > 20, "the inline script ran (its CSP hash matches)"
     assert facts["scripts"] == 1
-    assert [bool(c["svg"]) for c in facts["charts"]] == [True] * 4
+    assert [bool(c["svg"] and c["phone"]) for c in facts["charts"]] == [True] * 4
     assert all(len(c["label"]) > 40 for c in facts["charts"]), "every chart describes itself"
     assert facts["headersWithoutScope"] == 0
     assert facts["blockerRows"] == json.loads((demo_dir / "latest" / "summary.json").read_text())["blockers"]
@@ -221,7 +222,7 @@ def test_history_page_lists_every_run_with_headline_figures(browser: Chromium, d
     assert len(rows) == len(runs) == 2
     assert runs[-1] in rows[0], "newest first"
     assert "BLOCKED" in rows[0] and "%" in rows[0]
-    assert page.evaluate("document.querySelectorAll('figure[role=img] svg').length") == 1
+    assert page.evaluate("document.querySelectorAll('figure[role=img] .chart-wide svg').length") == 1
     page.screenshot(ARTIFACTS / "history.png")
     summary = json.loads((demo_dir / "latest" / "summary.json").read_text())
     assert summary["changes"]["previous_run_id"] == runs[0]

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,25 @@ REMEDIATION_FILE = "remediation.yaml"
 JOB_KINDS = ("Job", "CronJob")
 CLIENT_KIND_TEXT = {"meshed": "has a sidecar", "unmeshed": "no sidecar", "unknown": "cannot tell"}
 _RANK = {v.value: i for i, v in enumerate(VERDICT_ORDER)}
+# Bidi controls reorder the text around them ("Trojan Source"): label values come from unauthenticated
+# headers, so each control is shown as a visible escape instead of acting on the page.
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def neutralise_bidi(text: str) -> str:
+    return _BIDI_CONTROLS.sub(lambda m: f"[U+{ord(m.group(0)):04X}]", text)
+
+
+def _finalize(value: Any) -> Any:
+    """Every {{ value }} on the page, text and attributes alike: plain strings lose their bidi controls."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return neutralise_bidi(value)
+    return value
+
+
+def _bdi(value: Any) -> Markup:
+    """A label value isolated from the text around it, so right-to-left text cannot reorder a row."""
+    return Markup("<bdi>{}</bdi>").format(neutralise_bidi(str(value)))
 
 
 def _environment() -> Environment:
@@ -47,7 +67,9 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize,
     )
+    env.filters["bdi"] = _bdi
     env.filters["iso"] = lambda v: iso(v) if v else ""
     env.filters["when"] = _when
     env.filters["num"] = _number
@@ -178,7 +200,13 @@ def render_report(run: RunResult, summary: dict[str, Any], history: Sequence[dic
         now=this,
         changes=summary.get("changes"),
         charts=[
-            {"key": c.key, "title": c.title, "description": c.description, "svg": Markup(c.svg)}
+            {
+                "key": c.key,
+                "title": c.title,
+                "description": c.description,
+                "svg": Markup(c.svg),
+                "phone_svg": Markup(c.phone_svg),
+            }
             for c in charts.render_all(run, runs)
         ],
         blockers=_top(blockers, BLOCKER_ROWS),
@@ -226,7 +254,7 @@ def render_history(runs: list[dict[str, Any]]) -> str:
     return ENV.get_template("history.html.j2").render(
         runs=rows[:HISTORY_ROWS],
         runs_total=len(rows),
-        burndown=charts.burndown(rows),
+        burndown=charts.for_phone(charts.burndown, rows),
     )
 
 
