@@ -34,9 +34,27 @@ VERDICT_COLOURS = {
     "NOT_MESHED": "#BBBBBB",
 }
 # A second cue besides colour for the verdicts that need attention.
-# Every verdict but the two darkest has its own hatch, so no pair relies on colour alone
-# (line hatches only: dot hatches cost ~70 kB of SVG each).
-VERDICT_HATCHES = {"BLOCKED": "//", "UNKNOWN": "\\\\", "DISABLED": "||", "NOT_MESHED": "xx", "NO_TRAFFIC": "--"}
+# A second cue besides colour, so no two verdicts differ by colour alone (colour-vision deficiencies
+# merge some of the palette): a hatch in the charts (lines only: dot hatches cost ~70 kB of SVG each)
+# and a CSS pattern in the page's share bars. Only ENFORCED is plain.
+VERDICT_HATCHES = {
+    "BLOCKED": "//",
+    "UNKNOWN": "\\\\",
+    "READY": "++",
+    "NO_TRAFFIC": "--",
+    "DISABLED": "||",
+    "NOT_MESHED": "xx",
+}
+_INK = "rgba(0,0,0,.3)"
+VERDICT_PATTERNS = {
+    "BLOCKED": f"repeating-linear-gradient(45deg, {_INK} 0 2px, transparent 2px 6px)",
+    "UNKNOWN": f"repeating-linear-gradient(-45deg, {_INK} 0 2px, transparent 2px 6px)",
+    "READY": "linear-gradient(90deg, rgba(255,255,255,.45) 1px, transparent 1px) 0 0 / 5px 5px, "
+    "linear-gradient(rgba(255,255,255,.45) 1px, transparent 1px) 0 0 / 5px 5px",
+    "NO_TRAFFIC": "repeating-linear-gradient(0deg, rgba(255,255,255,.55) 0 2px, transparent 2px 6px)",
+    "DISABLED": f"repeating-linear-gradient(90deg, {_INK} 0 2px, transparent 2px 5px)",
+    "NOT_MESHED": f"radial-gradient({_INK} 1px, transparent 1.5px) 0 0 / 5px 5px",
+}
 # Bottom to top in the burndown: what is done first, what blocks on top.
 BURNDOWN_ORDER = ["ENFORCED", "READY", "NO_TRAFFIC", "DISABLED", "UNKNOWN", "BLOCKED", "NOT_MESHED"]
 UNIT_OF = {"http": "requests", "grpc": "requests", "tcp": "connections"}

@@ -79,6 +79,7 @@ def _environment() -> Environment:
     env.filters["points"] = lambda v: f"{v * 100:+.1f} pts" if v else ""
     env.filters["rank"] = lambda v: _RANK.get(str(v), len(_RANK))
     env.globals["verdict_colours"] = charts.VERDICT_COLOURS
+    env.globals["verdict_patterns"] = charts.VERDICT_PATTERNS
     env.globals["verdict_order"] = [v.value for v in VERDICT_ORDER]
     env.globals["client_kind_text"] = CLIENT_KIND_TEXT
     # The one inline script, allowed by its hash in the page's Content-Security-Policy:
