@@ -97,6 +97,8 @@ class NamespaceResult:
     injection: str = ""
     reasons: list[str] = field(default_factory=list)
     remediation: str = ""
+    # Workload-level policies ("ns/name") that hold a workload of this namespace below STRICT.
+    exceptions: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -106,6 +108,11 @@ class MeshResult:
     mode_source: str
     reasons: list[str] = field(default_factory=list)
     remediation: str = ""
+    # What a mesh-wide STRICT would cut off: distinct clients, distinct client->destination edges,
+    # and plaintext edges it would not reach because a narrower policy holds their destination below STRICT.
+    cut_off_clients: int = 0
+    cut_off_edges: int = 0
+    behind_exceptions: int = 0
 
 
 @dataclass(slots=True)

@@ -193,6 +193,8 @@ def render_report(run: RunResult, summary: dict[str, Any], history: Sequence[dic
         key=lambda w: (summary.get("namespaces", {}).get(w.namespace) == Verdict.READY.value, w.namespace, w.workload),
     )
     quiet = _by_urgency(w for w in run.workloads if w.verdict is Verdict.NO_TRAFFIC)
+    # Named once, with the first reason each, in place of the analysis' count-only warning.
+    unknown = _by_urgency(w for w in run.workloads if w.verdict is Verdict.UNKNOWN)
     this = headline(summary)
     runs = [this, *(h for h in history if h["run_id"] != this["run_id"])]
     return ENV.get_template("report.html.j2").render(
@@ -217,6 +219,8 @@ def render_report(run: RunResult, summary: dict[str, Any], history: Sequence[dic
         ready_workloads=_top(ready_workloads),
         quiet_namespaces=[n for n in namespaces if n.verdict is Verdict.NO_TRAFFIC],
         quiet_workloads=_top(quiet),
+        unknown_workloads=_top(unknown, 10),
+        warnings=[w for w in run.warnings if not (unknown and w.startswith(f"{len(unknown)} workload(s) are UNKNOWN"))],
         coverage=_coverage(run),
         injection={n.namespace: n.injection for n in run.namespaces},
         top=TOP_ROWS,
