@@ -18,6 +18,10 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+# axe-core for the accessibility tests (tests/support/browser.py reads it from .cache/npm)
+command -v npm >/dev/null || { echo "installing npm from Debian" >&2; SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+[ -f .cache/npm/node_modules/axe-core/axe.min.js ] || npm install --prefix .cache/npm --no-audit --no-fund --silent axe-core@4
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 
 .venv/bin/ruff check analyzer tests benchmarks notebooks

@@ -5,8 +5,9 @@ size budget at 5,000 workloads and 40,000 edges. Screenshots land in test-artifa
 
 from __future__ import annotations
 
-import base64
+import copy
 import json
+import re
 import subprocess
 import sys
 import time
@@ -23,11 +24,14 @@ from analyzer.analyse.readiness import Settings, analyse
 from analyzer.collect.manifests import build_inventory
 from analyzer.config import ReportConfig
 from analyzer.model.inventory import Dataplane
+from analyzer.model.report import RunResult
 from analyzer.model.traffic import OBSERVATION_COLUMNS, TIMELINE_COLUMNS, Traffic
 from analyzer.sample import catalogue
 from analyzer.sample.mesh import SampleMesh
-from analyzer.write.html import BLOCKER_ROWS
+from analyzer.write import charts
+from analyzer.write.html import BLOCKER_ROWS, render_report
 from analyzer.write.publish import publish
+from analyzer.write.summary import summary as summarise
 from tests.support.browser import BrowserError, Chromium, Page
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -89,7 +93,8 @@ def test_demo_report_opens_clean_with_charts_and_screenshot(browser: Chromium, d
         sortButtons: document.querySelectorAll("table.sortable th button.sort").length,
         scripts: document.scripts.length,
         charts: Array.from(document.querySelectorAll("figure[role=img]")).map(f => ({
-            label: f.getAttribute("aria-label"), svg: !!f.querySelector("svg")})),
+            label: f.getAttribute("aria-label"), svg: !!f.querySelector(".chart-wide svg"),
+            phone: !!f.querySelector(".chart-phone svg")})),
         headersWithoutScope: document.querySelectorAll("thead th:not([scope])").length,
         blockerRows: document.querySelectorAll("#blockers-table tbody tr").length,
         sections: document.querySelectorAll("details[id^=ns-]").length,
@@ -99,7 +104,7 @@ def test_demo_report_opens_clean_with_charts_and_screenshot(browser: Chromium, d
     assert "BLOCKED" in facts["h1"]
     assert facts["sortButtons"] > 20, "the inline script ran (its CSP hash matches)"
     assert facts["scripts"] == 1
-    assert [bool(c["svg"]) for c in facts["charts"]] == [True] * 4
+    assert [bool(c["svg"] and c["phone"]) for c in facts["charts"]] == [True] * 4
     assert all(len(c["label"]) > 40 for c in facts["charts"]), "every chart describes itself"
     assert facts["headersWithoutScope"] == 0
     assert facts["blockerRows"] == json.loads((demo_dir / "latest" / "summary.json").read_text())["blockers"]
@@ -125,9 +130,8 @@ def test_report_prints_with_every_section_open(browser: Chromium, demo_dir: Path
         "addEventListener('beforeprint', () => { window.closedAtPrint = "
         "document.querySelectorAll('details:not([open])').length; }); true"
     )
-    pdf = page.call("Page.printToPDF", printBackground=True)["data"]
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "report.pdf").write_bytes(base64.b64decode(pdf))
+    pdf = page.pdf(ARTIFACTS / "report.pdf")
+    assert pdf.stat().st_size > 20_000
     assert page.evaluate("window.closedAtPrint") == 0, "collapsed sections open for printing"
     assert page.evaluate("document.querySelectorAll('details[open]').length") < page.evaluate(
         "document.querySelectorAll('details').length"
@@ -223,7 +227,7 @@ def test_history_page_lists_every_run_with_headline_figures(browser: Chromium, d
     assert len(rows) == len(runs) == 2
     assert runs[-1] in rows[0], "newest first"
     assert "BLOCKED" in rows[0] and "%" in rows[0]
-    assert page.evaluate("document.querySelectorAll('figure[role=img] svg').length") == 1
+    assert page.evaluate("document.querySelectorAll('figure[role=img] .chart-wide svg').length") == 1
     page.screenshot(ARTIFACTS / "history.png")
     summary = json.loads((demo_dir / "latest" / "summary.json").read_text())
     assert summary["changes"]["previous_run_id"] == runs[0]
@@ -400,3 +404,111 @@ def test_5000_workloads_and_40000_edges_stay_within_the_size_budget(browser: Chr
     )
     assert loaded_ms < 10_000, f"the page took {loaded_ms:.0f} ms to load"
     page.screenshot(ARTIFACTS / "report-5000-workloads-top.png", full_page=False)
+
+
+# -- what the page says -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    now = datetime.now(UTC).replace(microsecond=0)
+    inventory, source = pipeline.sample_inputs("demo", now)
+    return pipeline.analyse_run(inventory, source, ReportConfig(output_dir=tmp_path_factory.mktemp("run")), now)
+
+
+def _page(run: RunResult, history: list[dict] | None = None) -> str:
+    return render_report(run, summarise(run), history or [])
+
+
+def test_namespaces_table_counts_every_verdict_and_names_exceptions(demo_run: RunResult) -> None:
+    run = copy.deepcopy(demo_run)
+    shop = next(n for n in run.namespaces if n.namespace == "shop")
+    shop.exceptions = ["shop/keep-metrics-port-open"]
+    html = _page(run)
+    table = html[html.index('id="namespaces-table"') : html.index("</table>", html.index('id="namespaces-table"'))]
+    for header in ("Unknown", "Disabled", "Exceptions"):
+        assert f">{header}</th>" in table
+    assert "shop/keep-metrics-port-open" in table
+    analytics = next(n for n in run.namespaces if n.namespace == "analytics")
+    assert analytics.unknown == 1
+    headers = re.findall(r'<th scope="col"[^>]*>([^<]+)</th>', table)
+    row = table[table.rindex("<tr>", 0, table.index("analytics</bdi></a>")) :].split("</tr>")[0]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+    assert len(cells) == len(headers)
+    assert cells[headers.index("Unknown")] == str(analytics.unknown)
+    assert cells[headers.index("Disabled")] == str(analytics.disabled)
+
+
+def test_headline_shows_stored_cut_off_clients_and_edges_apart(demo_run: RunResult) -> None:
+    run = copy.deepcopy(demo_run)
+    assert run.mesh.verdict.value == "BLOCKED"
+    run.mesh.cut_off_clients, run.mesh.cut_off_edges, run.mesh.behind_exceptions = 4, 6, 1
+    html = _page(run)
+    card = html[html.index("Clients a mesh-wide STRICT would cut off") :].split('<div class="card">')[0]
+    assert '<div class="big">4</div>' in card and "6 client → destination edges" in card
+    assert "1 more behind exceptions" in card
+    run.mesh.cut_off_clients = run.mesh.cut_off_edges = 0  # a BLOCKED mesh with nothing stored: no false 0
+    card = _page(run)[html.index("Clients a mesh-wide STRICT would cut off") :].split('<div class="card">')[0]
+    assert '<div class="big">0</div>' not in card and "not counted" in card
+
+
+def test_unknown_workloads_are_named_once(demo_run: RunResult) -> None:
+    html = _page(demo_run)
+    warnings = html[html.index('aria-label="Warnings"') : html.index("</section>", html.index('aria-label="Warnings"'))]
+    assert "1 workload UNKNOWN" in warnings and "<bdi>analytics/reports</bdi>" in warnings
+    assert "workload(s) are UNKNOWN" not in warnings, "the count-only warning is replaced by the named one"
+    assert any("workload(s) are UNKNOWN" in w for w in demo_run.warnings)
+
+
+def test_bidi_controls_are_neutralised_and_label_values_isolated(demo_run: RunResult) -> None:
+    run = copy.deepcopy(demo_run)
+    blocker = next(e for e in run.edges if e.blocker)
+    blocker.source_workload = "invoice\u202ecod.exe"  # displays as "invoiceexe.doc" if left to act
+    blocker.destination_service = "\u2066svc\u2069"
+    html = _page(run)
+    assert not any(c in html for c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    assert "<bdi>invoice[U+202E]cod.exe</bdi>" in html
+    assert "[U+2066]svc[U+2069]" in html
+
+
+def test_captions_say_only_what_is_true() -> None:
+    one = [{"run_id": "a", "generated_at": "2026-12-01T02:00:00Z", "verdicts": {"ENFORCED": 0, "BLOCKED": 3}}]
+    text = charts.burndown(one).description
+    assert "went from" not in text and "only run" in text
+    two = [
+        {"run_id": "b", "generated_at": "2026-12-01T02:00:40Z", "verdicts": {"ENFORCED": 1, "BLOCKED": 3}},
+        {"run_id": "a", "generated_at": "2026-12-01T02:00:05Z", "verdicts": {"ENFORCED": 0, "BLOCKED": 3}},
+    ]
+    text = charts.burndown(two).description
+    assert "ENFORCED went from 0 to 1" in text and "BLOCKED stayed at 3" in text
+    labels = charts._run_labels([r["generated_at"] for r in reversed(two)])
+    assert len(set(labels)) == 2, "two runs in one minute get their seconds"
+
+
+def test_volume_caption_names_no_winner_on_a_tie(demo_run: RunResult) -> None:
+    run = copy.deepcopy(demo_run)
+    requests = [e for e in run.edges if e.unit == "requests" and e.plaintext_count > 0]
+    top = max(e.plaintext_count for e in requests)
+    for e in run.edges:
+        if e.unit == "requests" and e.destination_namespace in ("foo", "bar"):
+            e.plaintext_count = 0.0
+    first = next(e for e in requests if e.destination_namespace == "foo")
+    second = next(e for e in requests if e.destination_namespace == "bar")
+    first.plaintext_count = second.plaintext_count = top  # foo and bar tie for most plaintext
+    others = [e for e in run.edges if e.plaintext_count >= top and e not in (first, second)]
+    for e in others:
+        e.plaintext_count = top / 2
+    text = charts.volume_by_namespace(run).description
+    assert "Most plaintext goes to" not in text
+    assert "bar, foo" in text
+
+
+def test_heatmap_gives_connections_their_own_scale(demo_run: RunResult) -> None:
+    """The nightly job's 13 plaintext TCP connections, beside 200k requests, must be a coloured cell."""
+    chart = charts.plaintext_heatmap(demo_run)
+    assert "one per unit with its own scale" in chart.description
+    assert "plaintext connections" in chart.description and "plaintext requests" in chart.description
+    data = next(e for e in demo_run.edges if e.destination_namespace == "data" and e.plaintext_count > 0)
+    assert data.unit == "connections" and data.plaintext_count < 100
+    floor = charts.HEATMAP_COLOURS(0.0)
+    assert min(floor[:3]) < 0.9, "the lowest non-zero colour is visibly orange, not near-white"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib import dates, ticker
-from matplotlib.colors import LogNorm
+from matplotlib.colors import ListedColormap, LogNorm
 
 from analyzer.model.report import RunResult
 
@@ -34,10 +34,31 @@ VERDICT_COLOURS = {
     "NOT_MESHED": "#BBBBBB",
 }
 # A second cue besides colour for the verdicts that need attention.
-VERDICT_HATCHES = {"BLOCKED": "//", "UNKNOWN": "\\\\"}  # lines: dot hatches cost ~70 kB of SVG each
+# A second cue besides colour, so no two verdicts differ by colour alone (colour-vision deficiencies
+# merge some of the palette): a hatch in the charts (lines only: dot hatches cost ~70 kB of SVG each)
+# and a CSS pattern in the page's share bars. Only ENFORCED is plain.
+VERDICT_HATCHES = {
+    "BLOCKED": "//",
+    "UNKNOWN": "\\\\",
+    "READY": "++",
+    "NO_TRAFFIC": "--",
+    "DISABLED": "||",
+    "NOT_MESHED": "xx",
+}
+_INK = "rgba(0,0,0,.3)"
+VERDICT_PATTERNS = {
+    "BLOCKED": f"repeating-linear-gradient(45deg, {_INK} 0 2px, transparent 2px 6px)",
+    "UNKNOWN": f"repeating-linear-gradient(-45deg, {_INK} 0 2px, transparent 2px 6px)",
+    "READY": "linear-gradient(90deg, rgba(255,255,255,.45) 1px, transparent 1px) 0 0 / 5px 5px, "
+    "linear-gradient(rgba(255,255,255,.45) 1px, transparent 1px) 0 0 / 5px 5px",
+    "NO_TRAFFIC": "repeating-linear-gradient(0deg, rgba(255,255,255,.55) 0 2px, transparent 2px 6px)",
+    "DISABLED": f"repeating-linear-gradient(90deg, {_INK} 0 2px, transparent 2px 5px)",
+    "NOT_MESHED": f"radial-gradient({_INK} 1px, transparent 1.5px) 0 0 / 5px 5px",
+}
 # Bottom to top in the burndown: what is done first, what blocks on top.
 BURNDOWN_ORDER = ["ENFORCED", "READY", "NO_TRAFFIC", "DISABLED", "UNKNOWN", "BLOCKED", "NOT_MESHED"]
 UNIT_OF = {"http": "requests", "grpc": "requests", "tcp": "connections"}
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # shown as escapes
 LABEL_CHARS = 40  # long (or hostile) label values are cut on the axes; the tables have them whole
 
 plt.rcParams.update(
@@ -56,12 +77,27 @@ plt.rcParams.update(
 )
 
 
+PHONE_WIDTH = 4.3  # inches: a 390 px screen shows it at about 1.2 px per point, so 11 pt text stays ~13 px
+# A non-zero cell is never near-white: the colour scale starts at this depth of "Oranges".
+HEATMAP_FLOOR = 0.3
+HEATMAP_COLOURS = ListedColormap(plt.get_cmap("Oranges")(np.linspace(HEATMAP_FLOOR, 1.0, 256)))
+
+
 @dataclass(frozen=True, slots=True)
 class Chart:
     key: str
     title: str
     description: str  # alt text: what the chart shows, in words
     svg: str
+    phone_svg: str = ""  # the same chart laid out for a ~390 px screen, text still legible
+
+
+def for_phone(draw: Callable[..., Chart], *args: Any) -> Chart:
+    """The chart twice: for wide screens and print, and narrower with larger text for phones."""
+    wide = draw(*args, phone=False)
+    with plt.rc_context({"font.size": 11, "axes.titlesize": 11.5, "xtick.labelsize": 10.5, "ytick.labelsize": 10.5}):
+        phone = draw(*args, phone=True)
+    return Chart(wide.key, wide.title, wide.description, wide.svg, _prefix_ids(phone.svg, "p"))
 
 
 def to_svg(fig: plt.Figure, prefix: str = "") -> str:
@@ -84,7 +120,7 @@ def _prefix_ids(svg: str, prefix: str) -> str:
 
 
 def _short(text: str, limit: int = LABEL_CHARS) -> str:
-    text = str(text).replace("\n", " ")
+    text = _BIDI_CONTROLS.sub(lambda m: f"[U+{ord(m.group(0)):04X}]", str(text).replace("\n", " "))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -95,8 +131,8 @@ def compact(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.3g}"
 
 
-def _empty(message: str, key: str) -> str:
-    fig, ax = plt.subplots(figsize=(6, 0.6))
+def _empty(message: str, key: str, phone: bool = False) -> str:
+    fig, ax = plt.subplots(figsize=(PHONE_WIDTH if phone else 6, 0.6))
     ax.axis("off")
     ax.text(0.0, 0.5, message, ha="left", va="center", color="#555555", fontsize=10)
     return to_svg(fig, key)
@@ -111,22 +147,43 @@ def _volume_frame(run: RunResult) -> pd.DataFrame:
     return frame.groupby(["unit", "namespace"], as_index=False)[["mtls", "plaintext"]].sum()
 
 
-def volume_by_namespace(run: RunResult, top: int = 20) -> Chart:
+def _most(frame: pd.DataFrame, column: str) -> pd.Series | None:
+    """The one row with the most `column`; None when it is zero or shared (a tie names no single one)."""
+    ranked = frame.sort_values(column, ascending=False)
+    if ranked.empty or ranked[column].iloc[0] <= 0:
+        return None
+    if len(ranked) > 1 and ranked[column].iloc[1] == ranked[column].iloc[0]:
+        return None
+    return ranked.iloc[0]
+
+
+def volume_by_namespace(run: RunResult, top: int = 20, *, phone: bool = False) -> Chart:
+    """Requests and TCP connections in separate panels: never one scale for both."""
     key, title = "volume", "mTLS and plaintext per destination namespace"
     frame = _volume_frame(run)
     frame = frame[(frame.mtls + frame.plaintext) > 0]
     if frame.empty:
-        return Chart(key, title, "No inbound traffic in the window.", _empty("No inbound traffic in the window", key))
+        message = "No inbound traffic in the window"
+        return Chart(key, title, message + ".", _empty(message, key, phone))
+    top = min(top, 10) if phone else top
     units = [u for u in ("requests", "connections") if (frame.unit == u).any()]
     panels = []
     for unit in units:
         part = frame[frame.unit == unit].assign(total=lambda f: f.mtls + f.plaintext)
         part = part.sort_values(["plaintext", "total"], ascending=False)
         panels.append((unit, part.head(top).iloc[::-1], len(part) - min(len(part), top)))
-    height = 0.28 * max(len(p[1]) for p in panels) + 1.1
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), height), squeeze=False)
-    for ax, (unit, part, more) in zip(axes[0], panels, strict=True):
-        names = [_short(n, 28) for n in part.namespace]
+    rows = [len(p[1]) for p in panels]
+    if phone:
+        fig, grid = plt.subplots(
+            len(panels), 1, figsize=(PHONE_WIDTH, 0.36 * sum(rows) + 1.5 * len(panels)), squeeze=False,
+            gridspec_kw={"height_ratios": [r + 2 for r in rows]},
+        )  # fmt: skip
+        axes = list(grid[:, 0])
+    else:
+        fig, grid = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 0.28 * max(rows) + 1.1), squeeze=False)
+        axes = list(grid[0])
+    for ax, (unit, part, more) in zip(axes, panels, strict=True):
+        names = [_short(n, 18 if phone else 28) for n in part.namespace]
         y = np.arange(len(part))
         ax.barh(y, part.mtls, color=MTLS_COLOUR, label="mTLS")
         ax.barh(
@@ -137,22 +194,26 @@ def volume_by_namespace(run: RunResult, top: int = 20) -> Chart:
             if p > 0:
                 share = p / (m + p)
                 label = f" {share:.0%} plaintext" if share >= 0.01 else " <1% plaintext"
-                ax.text(m + p, yi, label, va="center", fontsize=8, color="#333333")
+                ax.text(m + p, yi, label, va="center", fontsize=10 if phone else 8, color="#333333")
         ax.set_title(f"{unit}" + (f" (top {top}; {more} more in the CSV)" if more else ""))
         ax.set_xlabel(f"{unit} in the window")
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: compact(v)))
-        ax.margins(x=0.18)
-    axes[0][0].legend(loc="lower right", frameon=False, bbox_to_anchor=(1.0, 1.0), ncols=2)
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(4 if phone else 6))
+        ax.margins(x=0.45 if phone else 0.18)
+    axes[0].legend(loc="lower right", frameon=False, bbox_to_anchor=(1.0, 1.0), ncols=2)
     fig.tight_layout()
-    worst = frame.sort_values("plaintext", ascending=False).iloc[0]
+    worst = _most(frame, "plaintext")
+    if worst is not None:
+        most = f"Most plaintext goes to {worst.namespace} ({compact(worst.plaintext)} {worst.unit})."
+    elif (frame.plaintext > 0).any():
+        peak = frame.plaintext.max()
+        tied = sorted(frame[frame.plaintext == peak].namespace)
+        most = f"The most plaintext, {compact(peak)} each, goes to {', '.join(tied)}."
+    else:
+        most = "No namespace received plaintext."
     description = (
-        f"Horizontal bars per destination namespace, mTLS in blue and plaintext in hatched orange, for "
-        f"{' and '.join(units)}. "
-        + (
-            f"Most plaintext goes to {worst.namespace} ({compact(worst.plaintext)} {worst.unit})."
-            if worst.plaintext > 0
-            else "No namespace received plaintext."
-        )
+        f"Horizontal bars per destination namespace, mTLS in blue and plaintext in hatched orange, "
+        f"{' and '.join(units)} in separate panels. " + most
     )
     return Chart(key, title, description, to_svg(fig, key))
 
@@ -169,11 +230,11 @@ def _plaintext_timeline(run: RunResult) -> pd.DataFrame:
     return timeline.assign(unit=timeline["protocol"].map(UNIT_OF).fillna("requests"))
 
 
-def plaintext_over_time(run: RunResult) -> Chart:
+def plaintext_over_time(run: RunResult, *, phone: bool = False) -> Chart:
     key, title = "timeline", "Plaintext over the lookback window"
     timeline = _plaintext_timeline(run)
     if timeline.empty:
-        return Chart(key, title, "No plaintext in the window.", _empty("No plaintext in the window", key))
+        return Chart(key, title, "No plaintext in the window.", _empty("No plaintext in the window", key, phone))
     stamps = pd.DatetimeIndex(sorted(timeline["timestamp"].unique()))
     gaps = stamps.to_series().diff().dropna()
     step = gaps[gaps > pd.Timedelta(0)].min() if not gaps.empty else pd.Timedelta(hours=1)
@@ -181,7 +242,8 @@ def plaintext_over_time(run: RunResult) -> Chart:
     grid = pd.date_range(end=end, periods=max(1, int((end - pd.Timestamp(run.window_start)) / step)), freq=step)
     grid = grid.union(stamps)  # steps with no plaintext are zero, not missing
     units = [u for u in ("requests", "connections") if (timeline.unit == u).any()]
-    fig, axes = plt.subplots(len(units), 1, figsize=(9, 1.9 * len(units) + 0.4), sharex=True, squeeze=False)
+    size = (PHONE_WIDTH, 2.3 * len(units) + 0.6) if phone else (9, 1.9 * len(units) + 0.4)
+    fig, axes = plt.subplots(len(units), 1, figsize=size, sharex=True, squeeze=False)
     peaks = []
     for ax, unit in zip(axes[:, 0], units, strict=True):
         series = timeline[timeline.unit == unit].groupby("timestamp")["count"].sum().reindex(grid, fill_value=0)
@@ -190,10 +252,13 @@ def plaintext_over_time(run: RunResult) -> Chart:
         ax.set_ylabel(f"{unit}\nper {_duration(step)}")
         ax.set_ylim(bottom=0)
         ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: compact(v)))
+        ax.yaxis.set_major_locator(ticker.MaxNLocator(4))
         ax.set_title(f"plaintext {unit}")
         ax.grid(axis="y", color="#e5e5e5", linewidth=0.6)
         peaks.append(f"{unit} peak {compact(series.max())} per {_duration(step)}")
     axes[-1, 0].set_xlim(pd.Timestamp(run.window_start), end)
+    if phone:
+        axes[-1, 0].xaxis.set_major_locator(dates.AutoDateLocator(maxticks=4))
     axes[-1, 0].xaxis.set_major_formatter(dates.DateFormatter("%b %d\n%H:%M"))
     fig.tight_layout()
     description = f"Plaintext volume per {_duration(step)} over the window; " + ", ".join(peaks) + "."
@@ -212,73 +277,89 @@ def _duration(step: pd.Timedelta) -> str:
 # -- who sends plaintext to whom -------------------------------------------------------------------------
 
 
-def plaintext_heatmap(run: RunResult, top: int = 20) -> Chart:
+def _heatmap_grid(frame: pd.DataFrame, top: int) -> pd.DataFrame:
+    frame = frame.copy()
+    for column in ("source", "destination"):
+        keep = frame.groupby(column)["plaintext"].sum().nlargest(top).index
+        frame[column] = frame[column].where(frame[column].isin(keep), "(other)")
+    grid = frame.pivot_table(index="source", columns="destination", values="plaintext", aggfunc="sum", fill_value=0)
+    return grid.loc[grid.sum(axis=1).sort_values(ascending=False).index, grid.sum().sort_values(ascending=False).index]
+
+
+def plaintext_heatmap(run: RunResult, top: int = 20, *, phone: bool = False) -> Chart:
+    """One grid per unit, each with its own colour scale: 13 plaintext connections must not look like
+    nothing beside a million requests. Every non-zero cell is coloured and, on small grids, numbered."""
     key, title = "heatmap", "Plaintext by source and destination namespace"
     rows = [
         (
             e.source_namespace if e.source_namespace not in ("", "unknown") else "(unknown source)",
             e.destination_namespace,
+            e.unit,
             e.plaintext_count,
         )
         for e in run.edges
         if e.plaintext_count > 0
     ]
     if not rows:
-        return Chart(key, title, "No plaintext in the window.", _empty("No plaintext in the window", key))
-    frame = pd.DataFrame(rows, columns=["source", "destination", "plaintext"])
-    for column in ("source", "destination"):
-        keep = frame.groupby(column)["plaintext"].sum().nlargest(top).index
-        frame[column] = frame[column].where(frame[column].isin(keep), "(other)")
-    grid = frame.pivot_table(index="source", columns="destination", values="plaintext", aggfunc="sum", fill_value=0)
-    grid = grid.loc[grid.sum(axis=1).sort_values(ascending=False).index, grid.sum().sort_values(ascending=False).index]
-    values = grid.to_numpy(dtype=float)
-    masked = np.ma.masked_less_equal(values, 0)
-    width = min(max(2.5 + 0.75 * grid.shape[1], 5.5), 10)
-    fig, ax = plt.subplots(figsize=(width, max(1.4 + 0.42 * grid.shape[0], 2.6)))
-    vmax = max(values.max(), 1.0)
-    mesh = ax.pcolormesh(
-        masked, cmap="Oranges", norm=LogNorm(vmin=max(min(masked.min(), vmax / 10), 1e-3), vmax=vmax),
-        edgecolors="white", linewidth=1,
-    )  # fmt: skip
-    ax.set_xticks(
-        np.arange(grid.shape[1]) + 0.5,
-        [_short(c, 24) for c in grid.columns],
-        rotation=35,
-        ha="right",
-        rotation_mode="anchor",
+        return Chart(key, title, "No plaintext in the window.", _empty("No plaintext in the window", key, phone))
+    top = min(top, 8) if phone else top
+    frame = pd.DataFrame(rows, columns=["source", "destination", "unit", "plaintext"])
+    units = [u for u in ("requests", "connections") if (frame.unit == u).any()]
+    grids = [(u, _heatmap_grid(frame[frame.unit == u], top)) for u in units]
+    columns = max(g.shape[1] for _, g in grids)
+    width = PHONE_WIDTH if phone else min(max(2.5 + 0.75 * columns, 5.5), 10)
+    heights = [max(1.6 + (0.5 if phone else 0.42) * g.shape[0], 2.6) for _, g in grids]
+    fig, axes = plt.subplots(
+        len(grids), 1, figsize=(width, sum(heights) + 0.8), squeeze=False, gridspec_kw={"height_ratios": heights}
     )
-    ax.set_yticks(np.arange(grid.shape[0]) + 0.5, [_short(i, 28) for i in grid.index])
-    ax.invert_yaxis()
-    ax.set_xlabel("destination namespace")
-    ax.set_ylabel("source namespace")
-    ax.tick_params(length=0)
-    for side in ("left", "bottom"):
-        ax.spines[side].set_visible(False)
-    if values.size <= 200:
-        norm = mesh.norm
-        for (i, j), v in np.ndenumerate(values):
-            if v > 0:
-                dark = norm(v) > 0.6
-                ax.text(
-                    j + 0.5,
-                    i + 0.5,
-                    compact(v),
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="white" if dark else "black",
-                )
-    bar = fig.colorbar(mesh, ax=ax, shrink=0.9, pad=0.02, aspect=15)
-    bar.set_label("plaintext requests\n+ TCP connections")
-    bar.solids.set_rasterized(False)  # vector: a raster gradient would be an embedded PNG (a data: request)
-    # Log ticks default to mathtext labels, which stay off (text.parse_math): plain numbers instead.
-    bar.ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: compact(v)))
-    bar.ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    largest = []
+    for ax, (unit, grid) in zip(axes[:, 0], grids, strict=True):
+        values = grid.to_numpy(dtype=float)
+        masked = np.ma.masked_less_equal(values, 0)
+        vmax = max(values.max(), 1.0)
+        vmin = float(masked.min())
+        mesh = ax.pcolormesh(
+            masked, cmap=HEATMAP_COLOURS, norm=LogNorm(vmin=vmin if vmin < vmax else vmax / 10, vmax=vmax),
+            edgecolors="white", linewidth=1,
+        )  # fmt: skip
+        ax.set_xticks(
+            np.arange(grid.shape[1]) + 0.5,
+            [_short(c, 14 if phone else 24) for c in grid.columns],
+            rotation=40 if phone else 35,
+            ha="right",
+            rotation_mode="anchor",
+        )
+        ax.set_yticks(np.arange(grid.shape[0]) + 0.5, [_short(i, 16 if phone else 28) for i in grid.index])
+        ax.invert_yaxis()
+        ax.set_title(f"plaintext {unit}")
+        ax.set_xlabel("destination namespace")
+        ax.set_ylabel("source namespace")
+        ax.tick_params(length=0)
+        for side in ("left", "bottom"):
+            ax.spines[side].set_visible(False)
+        if values.size <= 200:
+            for (i, j), v in np.ndenumerate(values):
+                if v > 0:
+                    ax.text(
+                        j + 0.5, i + 0.5, compact(v), ha="center", va="center", fontsize=10 if phone else 8,
+                        color="white" if mesh.norm(v) > 0.7 else "black",
+                    )  # fmt: skip
+        bar = fig.colorbar(mesh, ax=ax, shrink=0.9, pad=0.02, aspect=15)
+        bar.set_label(f"plaintext {unit}")
+        bar.solids.set_rasterized(False)  # vector: a raster gradient would be an embedded PNG (a data: request)
+        # Log ticks default to mathtext labels, which stay off (text.parse_math): plain numbers instead.
+        bar.ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: compact(v)))
+        bar.ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        i, j = np.unravel_index(int(values.argmax()), values.shape)
+        tie = (values == values.max()).sum() > 1
+        largest.append(
+            f"the most plaintext {unit}, {compact(values.max())}"
+            + (" each, on several pairs" if tie else f", go from {grid.index[i]} to {grid.columns[j]}")
+        )
     fig.tight_layout()
-    top_cell = np.unravel_index(int(values.argmax()), values.shape)
     description = (
-        f"Grid of source namespaces (rows) by destination namespaces (columns), darker is more plaintext. "
-        f"The largest is {grid.index[top_cell[0]]} to {grid.columns[top_cell[1]]} with {compact(values.max())}."
+        "Grids of source namespaces (rows) by destination namespaces (columns), one per unit with its own "
+        "scale, darker is more plaintext and every non-zero cell is coloured; " + "; ".join(largest) + "."
     )
     return Chart(key, title, description, to_svg(fig, key))
 
@@ -286,15 +367,16 @@ def plaintext_heatmap(run: RunResult, top: int = 20) -> Chart:
 # -- readiness over past runs ------------------------------------------------------------------------------
 
 
-def burndown(history: Sequence[dict[str, Any]], limit: int = 60) -> Chart:
+def burndown(history: Sequence[dict[str, Any]], limit: int = 60, *, phone: bool = False) -> Chart:
     """Workloads by verdict, one stacked bar per run (oldest left). `history`: headline rows, newest first."""
     key, title = "burndown", "Readiness over past runs"
     runs = list(reversed(list(history)[:limit]))
     if not runs:
-        return Chart(key, title, "No runs yet.", _empty("No published runs yet", key))
-    labels = [_run_label(r.get("generated_at") or r.get("run_id", "")) for r in runs]
+        return Chart(key, title, "No runs yet.", _empty("No published runs yet", key, phone))
+    labels = _run_labels([str(r.get("generated_at") or r.get("run_id", "")) for r in runs])
     x = np.arange(len(runs))
-    fig, ax = plt.subplots(figsize=(min(max(4.5, 2.5 + 0.3 * len(runs)), 10), 2.8))
+    size = (PHONE_WIDTH, 4.2) if phone else (min(max(4.5, 2.5 + 0.3 * len(runs)), 10), 2.8)
+    fig, ax = plt.subplots(figsize=size)
     bottom = np.zeros(len(runs))
     for verdict in BURNDOWN_ORDER:
         counts = np.array([float(r.get("verdicts", {}).get(verdict, 0) or 0) for r in runs])
@@ -305,32 +387,61 @@ def burndown(history: Sequence[dict[str, Any]], limit: int = 60) -> Chart:
             edgecolor="white", linewidth=0.5, label=verdict,
         )  # fmt: skip
         bottom += counts
-    step = max(1, len(runs) // 12)
+    step = max(1, len(runs) // (5 if phone else 12))
+    slanted = len(runs) > (3 if phone else 6)
     ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-    ax.set_xticks(
-        x[::step], labels[::step], rotation=0 if len(runs) <= 6 else 35, ha="center" if len(runs) <= 6 else "right"
-    )
+    ax.set_xticks(x[::step], labels[::step], rotation=35 if slanted else 0, ha="right" if slanted else "center")
     ax.set_xlim(-0.6, len(runs) - 0.4)
     ax.set_ylabel("workloads")
     handles, names = ax.get_legend_handles_labels()
-    ax.legend(handles[::-1], names[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if phone:
+        ax.legend(handles[::-1], names[::-1], loc="upper left", bbox_to_anchor=(0.0, -0.35), frameon=False, ncols=2)
+    else:
+        ax.legend(handles[::-1], names[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
-    first, last = runs[0].get("verdicts", {}), runs[-1].get("verdicts", {})
-    description = (
-        f"Stacked bars of workloads by verdict for the last {len(runs)} run(s), oldest on the left. "
-        f"ENFORCED went from {first.get('ENFORCED', 0)} to {last.get('ENFORCED', 0)}, "
-        f"BLOCKED from {first.get('BLOCKED', 0)} to {last.get('BLOCKED', 0)}."
+    return Chart(key, title, _burndown_description(runs), to_svg(fig, key))
+
+
+def _burndown_description(runs: list[dict[str, Any]]) -> str:
+    last = runs[-1].get("verdicts", {})
+    if len(runs) == 1:
+        return (
+            f"One stacked bar of workloads by verdict for the only run so far: "
+            f"{last.get('ENFORCED', 0)} ENFORCED, {last.get('BLOCKED', 0)} BLOCKED."
+        )
+    first = runs[0].get("verdicts", {})
+
+    def change(verdict: str) -> str:
+        a, b = first.get(verdict, 0), last.get(verdict, 0)
+        return f"{verdict} stayed at {a}" if a == b else f"{verdict} went from {a} to {b}"
+
+    return (
+        f"Stacked bars of workloads by verdict for the last {len(runs)} runs, oldest on the left. "
+        f"{change('ENFORCED')}, {change('BLOCKED')}."
     )
-    return Chart(key, title, description, to_svg(fig, key))
 
 
-def _run_label(stamp: str) -> str:
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).strftime("%b %d\n%H:%M")
-    except ValueError:
-        return _short(stamp, 18)
+def _run_labels(stamps: list[str]) -> list[str]:
+    """Axis labels per run: date and minute, with seconds when two runs share a minute."""
+    parsed: list[datetime | None] = []
+    for stamp in stamps:
+        try:
+            parsed.append(datetime.fromisoformat(stamp.replace("Z", "+00:00")))
+        except ValueError:
+            parsed.append(None)
+    minutes = [p.strftime("%Y%m%d%H%M") for p in parsed if p is not None]
+    crowded = len(minutes) != len(set(minutes))
+    return [
+        p.strftime("%b %d\n%H:%M:%S" if crowded else "%b %d\n%H:%M") if p is not None else _short(s, 18)
+        for p, s in zip(parsed, stamps, strict=True)
+    ]
 
 
 def render_all(run: RunResult, history: Sequence[dict[str, Any]] = ()) -> list[Chart]:
-    """The report's charts, in page order."""
-    return [volume_by_namespace(run), plaintext_over_time(run), plaintext_heatmap(run), burndown(history)]
+    """The report's charts, in page order, each for wide screens and for phones."""
+    return [
+        for_phone(volume_by_namespace, run),
+        for_phone(plaintext_over_time, run),
+        for_phone(plaintext_heatmap, run),
+        for_phone(burndown, history),
+    ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,25 @@ REMEDIATION_FILE = "remediation.yaml"
 JOB_KINDS = ("Job", "CronJob")
 CLIENT_KIND_TEXT = {"meshed": "has a sidecar", "unmeshed": "no sidecar", "unknown": "cannot tell"}
 _RANK = {v.value: i for i, v in enumerate(VERDICT_ORDER)}
+# Bidi controls reorder the text around them ("Trojan Source"): label values come from unauthenticated
+# headers, so each control is shown as a visible escape instead of acting on the page.
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def neutralise_bidi(text: str) -> str:
+    return _BIDI_CONTROLS.sub(lambda m: f"[U+{ord(m.group(0)):04X}]", text)
+
+
+def _finalize(value: Any) -> Any:
+    """Every {{ value }} on the page, text and attributes alike: plain strings lose their bidi controls."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return neutralise_bidi(value)
+    return value
+
+
+def _bdi(value: Any) -> Markup:
+    """A label value isolated from the text around it, so right-to-left text cannot reorder a row."""
+    return Markup("<bdi>{}</bdi>").format(neutralise_bidi(str(value)))
 
 
 def _environment() -> Environment:
@@ -48,7 +68,9 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize,
     )
+    env.filters["bdi"] = _bdi
     env.filters["iso"] = lambda v: iso(v) if v else ""
     env.filters["when"] = _when
     env.filters["num"] = _number
@@ -58,6 +80,7 @@ def _environment() -> Environment:
     env.filters["points"] = lambda v: f"{v * 100:+.1f} pts" if v else ""
     env.filters["rank"] = lambda v: _RANK.get(str(v), len(_RANK))
     env.globals["verdict_colours"] = charts.VERDICT_COLOURS
+    env.globals["verdict_patterns"] = charts.VERDICT_PATTERNS
     env.globals["verdict_order"] = [v.value for v in VERDICT_ORDER]
     env.globals["client_kind_text"] = CLIENT_KIND_TEXT
     # The one inline script, allowed by its hash in the page's Content-Security-Policy:
@@ -171,6 +194,8 @@ def render_report(run: RunResult, summary: dict[str, Any], history: Sequence[dic
         key=lambda w: (summary.get("namespaces", {}).get(w.namespace) == Verdict.READY.value, w.namespace, w.workload),
     )
     quiet = _by_urgency(w for w in run.workloads if w.verdict is Verdict.NO_TRAFFIC)
+    # Named once, with the first reason each, in place of the analysis' count-only warning.
+    unknown = _by_urgency(w for w in run.workloads if w.verdict is Verdict.UNKNOWN)
     this = headline(summary)
     runs = [this, *(h for h in history if h["run_id"] != this["run_id"])]
     return ENV.get_template("report.html.j2").render(
@@ -179,7 +204,13 @@ def render_report(run: RunResult, summary: dict[str, Any], history: Sequence[dic
         now=this,
         changes=summary.get("changes"),
         charts=[
-            {"key": c.key, "title": c.title, "description": c.description, "svg": Markup(c.svg)}
+            {
+                "key": c.key,
+                "title": c.title,
+                "description": c.description,
+                "svg": Markup(c.svg),
+                "phone_svg": Markup(c.phone_svg),
+            }
             for c in charts.render_all(run, runs)
         ],
         blockers=_top(blockers, BLOCKER_ROWS),
@@ -189,6 +220,8 @@ def render_report(run: RunResult, summary: dict[str, Any], history: Sequence[dic
         ready_workloads=_top(ready_workloads),
         quiet_namespaces=[n for n in namespaces if n.verdict is Verdict.NO_TRAFFIC],
         quiet_workloads=_top(quiet),
+        unknown_workloads=_top(unknown, 10),
+        warnings=[w for w in run.warnings if not (unknown and w.startswith(f"{len(unknown)} workload(s) are UNKNOWN"))],
         coverage=_coverage(run),
         injection={n.namespace: n.injection for n in run.namespaces},
         top=TOP_ROWS,
@@ -227,7 +260,7 @@ def render_history(runs: list[dict[str, Any]]) -> str:
     return ENV.get_template("history.html.j2").render(
         runs=rows[:HISTORY_ROWS],
         runs_total=len(rows),
-        burndown=charts.burndown(rows),
+        burndown=charts.for_phone(charts.burndown, rows),
     )
 
 

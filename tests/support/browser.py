@@ -1,46 +1,35 @@
-"""A real headless Chromium driven over the DevTools protocol, for the HTML report tests.
+"""Debian's Chromium driven by Playwright, for the HTML report and accessibility tests.
 
-Small on purpose: start Debian's `chromium` with no network features, open a page target, and
-talk JSON over its websocket (websocket-client, which the kubernetes package already brings).
-Events (console messages, exceptions, log entries, network requests) are recorded as they arrive
-so a test can assert that the page logged no error and asked for nothing but itself.
+Playwright is told to use the system `chromium` (it never downloads a browser here). Each page
+records console errors, uncaught exceptions and every network request as they happen, so a test
+can assert that the page logged no error and asked for nothing but itself. axe-core comes from
+npm (tests/run.sh fetches it into .cache/npm) and is evaluated into the page on demand.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import json
 import shutil
-import subprocess
-import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-import websocket
+from playwright.sync_api import Browser, ConsoleMessage, Playwright, Request, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page as PlaywrightPage
 
 FLAGS = [
     "--headless",
     "--no-sandbox",  # containers and CI run as root without user namespaces
     "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--no-default-browser-check",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--disable-extensions",
-    "--disable-default-apps",
-    "--hide-scrollbars",
-    "--mute-audio",
-    "--remote-debugging-address=127.0.0.1",
-    "--remote-debugging-port=0",  # Chromium picks a free port and writes it to DevToolsActivePort
+    "--no-first-run",
 ]
-START_TIMEOUT = 30.0
-CALL_TIMEOUT = 60.0
+ROOT = Path(__file__).resolve().parents[2]
+AXE_FILE = ROOT / ".cache" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+DESKTOP, PHONE = 1400, 390
 
 
 class BrowserError(RuntimeError):
@@ -58,154 +47,103 @@ def chromium_binary() -> str:
 
 @dataclass
 class Page:
-    """One tab. `call` sends a DevTools command and returns its result; events pile up in `events`."""
+    """One tab at a fixed viewport width, with what it logged and fetched."""
 
-    socket: websocket.WebSocket
-    events: list[dict[str, Any]] = field(default_factory=list)
-    _next_id: int = 0
+    page: PlaywrightPage
+    console_errors: list[str] = field(default_factory=list)
+    fetched: list[str] = field(default_factory=list)
 
-    def call(self, method: str, timeout: float = CALL_TIMEOUT, **params: Any) -> dict[str, Any]:
-        self._next_id += 1
-        ident = self._next_id
-        self.socket.send(json.dumps({"id": ident, "method": method, "params": params}))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = self._receive(deadline)
-            if message.get("id") == ident:
-                if "error" in message:
-                    raise BrowserError(f"{method}: {message['error']}")
-                return message.get("result", {})
-        raise BrowserError(f"{method}: no answer in {timeout:.0f}s")
+    def __post_init__(self) -> None:
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda error: self.console_errors.append(f"uncaught: {error}"))
+        self.page.on("request", self._request)
 
-    def _receive(self, deadline: float) -> dict[str, Any]:
-        self.socket.settimeout(max(0.1, deadline - time.monotonic()))
-        message = json.loads(self.socket.recv())
-        if "method" in message:
-            self.events.append(message)
-        return message
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type in ("error", "assert"):
+            self.console_errors.append(message.text)
 
-    def wait_for(self, event: str, timeout: float = CALL_TIMEOUT) -> dict[str, Any]:
-        seen = next((e for e in self.events if e["method"] == event), None)
-        deadline = time.monotonic() + timeout
-        while seen is None and time.monotonic() < deadline:
-            message = self._receive(deadline)
-            if message.get("method") == event:
-                seen = message
-        if seen is None:
-            raise BrowserError(f"no {event} in {timeout:.0f}s")
-        return seen
+    def _request(self, request: Request) -> None:
+        self.fetched.append(request.url)
 
     def open(self, url: str) -> None:
-        """Navigate and wait for the load event, with console, log and network events recorded."""
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            self.call(f"{domain}.enable")
-        self.events.clear()
-        result = self.call("Page.navigate", url=url)
-        if result.get("errorText"):
-            raise BrowserError(f"cannot open {url}: {result['errorText']}")
-        self.wait_for("Page.loadEventFired")
+        self.console_errors.clear()
+        self.fetched.clear()
+        try:
+            self.page.goto(url, wait_until="load")
+        except PlaywrightError as exc:
+            raise BrowserError(f"cannot open {url}: {exc}") from exc
         self.evaluate("new Promise(r => requestAnimationFrame(() => r(true)))")  # let the inline script settle
 
     def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-        if "exceptionDetails" in result:
-            raise BrowserError(f"{expression!r} threw: {result['exceptionDetails']}")
-        return result["result"].get("value")
+        return self.page.evaluate(expression)
 
     def errors(self) -> list[str]:
-        """Console errors, uncaught exceptions and error log entries (CSP violations land there)."""
-        found = []
-        for event in self.events:
-            method, params = event["method"], event.get("params", {})
-            if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                found.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
-            elif method == "Runtime.exceptionThrown":
-                found.append(str(params.get("exceptionDetails", {}).get("text", params)))
-            elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
-                found.append(params["entry"].get("text", ""))
-        return found
+        return list(self.console_errors)
 
     def requests(self) -> list[str]:
-        return [e["params"]["request"]["url"] for e in self.events if e["method"] == "Network.requestWillBeSent"]
+        return list(self.fetched)
 
-    def screenshot(self, path: Path, *, width: int = 1280, full_page: bool = True, max_height: int = 16000) -> Path:
-        height = 900
-        if full_page:  # lay the page out at `width` first: its height depends on it
-            self.call(
-                "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False
-            )
-            height = int(self.evaluate("document.documentElement.scrollHeight"))
-        self.call(
-            "Emulation.setDeviceMetricsOverride",
-            width=width,
-            height=min(max(height, 600), max_height),
-            deviceScaleFactor=1,
-            mobile=False,
-        )
-        shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=full_page)
+    @property
+    def width(self) -> int:
+        size = self.page.viewport_size
+        return size["width"] if size else 0
+
+    def screenshot(self, path: Path, *, full_page: bool = True) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(shot["data"]))
-        self.call("Emulation.clearDeviceMetricsOverride")
+        self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
-    def close(self) -> None:
-        self.socket.close()
+    def pdf(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.page.pdf(path=str(path), print_background=True)
+        return path
+
+    def axe(self, tags: list[str] = WCAG_TAGS) -> list[dict[str, Any]]:
+        """axe-core's violations at these tags: each with its rule id, impact and offending nodes."""
+        if not AXE_FILE.exists():
+            raise BrowserError(f"{AXE_FILE.name} is missing: run tests/run.sh (it npm-installs axe-core@4)")
+        if not self.evaluate("typeof window.axe !== 'undefined'"):
+            # Evaluated through the DevTools protocol, which the page's Content-Security-Policy does not govern.
+            self.evaluate(AXE_FILE.read_text(encoding="utf-8") + "\n;true")
+        result = self.page.evaluate(
+            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})", tags
+        )
+        return [
+            {
+                "id": v["id"],
+                "impact": v["impact"],
+                "help": v["help"],
+                "nodes": [n["target"] for n in v["nodes"]][:5],
+                "summary": [n.get("failureSummary", "") for n in v["nodes"]][:2],
+            }
+            for v in result["violations"]
+        ]
 
 
 class Chromium:
-    """`with Chromium() as browser: page = browser.page()`; a fresh profile every time."""
+    """`with Chromium() as browser: page = browser.page(width=390)`; a fresh profile every time."""
 
     def __init__(self) -> None:
         self.binary = chromium_binary()
-        self.profile = Path(tempfile.mkdtemp(prefix="mtls-readiness-chromium-"))
-        self.process: subprocess.Popen | None = None
-        self.log: BinaryIO | None = None
-        self.port = 0
-        self.pages: list[Page] = []
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
 
     def __enter__(self) -> Chromium:
-        # Chromium's own chatter goes to a file: an undrained pipe would stall it once full.
-        self.log = (self.profile / "chromium.log").open("wb")
-        self.process = subprocess.Popen(
-            [self.binary, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        active = self.profile / "DevToolsActivePort"
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                tail = (self.profile / "chromium.log").read_text(errors="replace")[-2000:]
-                raise BrowserError(f"chromium exited with {self.process.returncode}: {tail}")
-            if active.exists() and active.read_text().strip():
-                self.port = int(active.read_text().splitlines()[0])
-                return self
-            time.sleep(0.05)
-        self.__exit__(None, None, None)
-        raise BrowserError(f"chromium did not open its DevTools port in {START_TIMEOUT:.0f}s")
+        self._playwright = sync_playwright().start()
+        try:
+            self._browser = self._playwright.chromium.launch(executable_path=self.binary, args=FLAGS)
+        except PlaywrightError as exc:
+            self._playwright.stop()
+            raise BrowserError(f"chromium did not start: {exc}") from exc
+        return self
 
-    def page(self) -> Page:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/json/new?about:blank", method="PUT")
-        with urllib.request.urlopen(request, timeout=START_TIMEOUT) as answer:
-            target = json.load(answer)
-        # No Origin header: Chromium refuses websocket clients from other origins.
-        socket = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=CALL_TIMEOUT, suppress_origin=True)
-        page = Page(socket)
-        self.pages.append(page)
-        return page
+    def page(self, width: int = DESKTOP, height: int = 900) -> Page:
+        assert self._browser is not None, "use Chromium() as a context manager"
+        context = self._browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
+        return Page(context.new_page())
 
     def __exit__(self, *_: object) -> None:
-        for page in self.pages:
-            with contextlib.suppress(OSError, websocket.WebSocketException):
-                page.close()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        if self.log is not None:
-            self.log.close()
-        shutil.rmtree(self.profile, ignore_errors=True)
+        if self._browser is not None:
+            self._browser.close()
+        if self._playwright is not None:
+            self._playwright.stop()
