@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from analyzer import __version__
-from analyzer.config import PrometheusSettings, ReportConfig, parse_duration
+from analyzer.config import PrometheusSettings, PushgatewaySettings, ReportConfig, parse_duration
 from analyzer.errors import UserError
 
 ENV_PREFIX = "MTLS_READINESS_"
@@ -55,6 +55,15 @@ def _lookback(text: str) -> str:
 
 def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", type=Path, default=Path("reports"), help="where runs are written (default: reports)")
+
+
+def _add_pushgateway(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pushgateway-url", help="push the run's mtls_readiness_* gauges to this Pushgateway")
+    p.add_argument("--pushgateway-job", default="mtls-readiness", help="job grouping key (default: mtls-readiness)")
+    p.add_argument("--pushgateway-bearer-token-file", type=Path, help="file holding a bearer token for the Pushgateway")
+    p.add_argument("--pushgateway-username-file", type=Path, help="file holding the basic-auth user name")
+    p.add_argument("--pushgateway-password-file", type=Path, help="file holding the basic-auth password")
+    p.add_argument("--pushgateway-ca-file", type=Path, help="CA bundle to verify the Pushgateway TLS certificate")
 
 
 def _add_window(p: argparse.ArgumentParser) -> None:
@@ -125,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sources(rep, prometheus_required=True)
     _add_window(rep)
     _add_output(rep)
+    _add_pushgateway(rep)
 
     demo = sub.add_parser("demo", help="the same pipeline on a built-in sample mesh (no cluster, no Prometheus)")
     demo.add_argument(
@@ -132,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_window(demo)
     _add_output(demo)
+    _add_pushgateway(demo)
 
     whatif = sub.add_parser(
         "what-if", help="predict which observed clients a proposed PeerAuthentication would cut off"
@@ -166,6 +177,16 @@ def _config(args: argparse.Namespace) -> ReportConfig:
             insecure_skip_verify=bool(args.prometheus_insecure_skip_verify),
             timeout=float(args.prometheus_timeout),
         )
+    pushgateway = None
+    if getattr(args, "pushgateway_url", None):
+        pushgateway = PushgatewaySettings(
+            url=args.pushgateway_url,
+            job=args.pushgateway_job,
+            bearer_token_file=args.pushgateway_bearer_token_file,
+            username_file=args.pushgateway_username_file,
+            password_file=args.pushgateway_password_file,
+            ca_file=args.pushgateway_ca_file,
+        )
     return ReportConfig(
         lookback=args.lookback,
         policies_from=getattr(args, "policies_from", "kube"),
@@ -176,6 +197,7 @@ def _config(args: argparse.Namespace) -> ReportConfig:
         kubeconfig=getattr(args, "kubeconfig", None),
         kube_timeout=float(getattr(args, "kube_timeout", 30.0)),
         prometheus=prometheus,
+        pushgateway=pushgateway,
     )
 
 

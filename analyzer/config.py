@@ -38,6 +38,17 @@ class PrometheusSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PushgatewaySettings:
+    url: str
+    job: str = "mtls-readiness"  # the grouping key: one group per job, replaced at each push
+    bearer_token_file: Path | None = None
+    username_file: Path | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class ReportConfig:
     lookback: str = "7d"
     policies_from: str = "kube"
@@ -48,6 +59,7 @@ class ReportConfig:
     kubeconfig: str | None = None
     kube_timeout: float = 30.0
     prometheus: PrometheusSettings | None = None
+    pushgateway: PushgatewaySettings | None = None
     extra: dict = field(default_factory=dict)
 
     @property

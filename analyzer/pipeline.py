@@ -128,7 +128,23 @@ def report(config: ReportConfig, *, sample: str | None = None) -> tuple[RunResul
     # Read the previous run before this one replaces `latest`: night-over-night changes.
     changes = compare(result, _previous_run(config.output_dir))
     folder = publish(result, config.output_dir, extra_summary={"changes": changes.to_dict()})
+    if config.pushgateway is not None:
+        _push_metrics(result, changes.to_dict(), config)
     return result, folder
+
+
+def _push_metrics(result: RunResult, changes: dict, config: ReportConfig) -> None:
+    """After publication: a failed push warns and exits 2 (the report stands, but tonight's
+    alerting signal is lost, and the Job's failed status is then the only one left)."""
+    from analyzer.collect.pushgateway import push
+    from analyzer.write.metrics import registry
+
+    assert config.pushgateway is not None
+    try:
+        push(registry(result, changes), config.pushgateway)
+    except UserError as exc:
+        log.warning("%s", exc)
+        result.errors.append(f"metrics not pushed: {exc}")
 
 
 def _previous_run(output_dir: Path) -> PublishedRun | None:

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v chromium >/dev/null || need_apt+=(chromium)
+command -v prometheus-pushgateway >/dev/null || need_apt+=(prometheus-pushgateway)
 if ((${#need_apt[@]})); then
   echo "installing ${need_apt[*]} from Debian" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

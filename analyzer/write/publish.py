@@ -18,6 +18,7 @@ from typing import Any
 from analyzer.errors import UserError
 from analyzer.model.report import RunResult
 from analyzer.write.html import render_history, write_report
+from analyzer.write.metrics import write_metrics
 from analyzer.write.summary import write_summary
 from analyzer.write.tabular import write_tables
 
@@ -76,6 +77,7 @@ def publish(run: RunResult, output_dir: Path, extra_summary: dict[str, Any] | No
         summary = write_summary(run, staging, {**(extra_summary or {}), "run_id": final.name})
         write_tables(run, staging)
         write_report(run, summary, staging)
+        write_metrics(run, staging, (extra_summary or {}).get("changes"))
         staging.chmod(0o755)
         os.rename(staging, final)
     except OSError as exc:
