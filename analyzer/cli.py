@@ -90,6 +90,22 @@ def _add_sources(p: argparse.ArgumentParser, *, prometheus_required: bool) -> No
         metavar="'NAME: VALUE'",
         help="extra HTTP header; repeatable (env: one per line)",
     )
+    p.add_argument(
+        "--prometheus-header-file",
+        action="append",
+        default=[],
+        metavar="'NAME: FILE'|DIR",
+        help="extra HTTP header whose value is read from FILE, or a folder with one file per header; repeatable",
+    )
+    p.add_argument("--prometheus-cert-file", type=Path, help="client certificate (PEM) for Prometheus behind mTLS")
+    p.add_argument("--prometheus-key-file", type=Path, help="private key of --prometheus-cert-file (PEM)")
+    p.add_argument("--prometheus-username-file", type=Path, help="file holding the basic-auth user name")
+    p.add_argument("--prometheus-password-file", type=Path, help="file holding the basic-auth password")
+    p.add_argument(
+        "--prometheus-sigv4-region",
+        metavar="REGION",
+        help="sign requests with AWS SigV4 (Amazon Managed Prometheus); credentials from the AWS env vars or files",
+    )
     p.add_argument("--prometheus-tenant", help="tenant for Mimir/Cortex (sent as X-Scope-OrgID)")
     p.add_argument(
         "--prometheus-insecure-skip-verify", action="store_true", help="do not verify TLS (test clusters only)"
@@ -173,6 +189,12 @@ def _config(args: argparse.Namespace) -> ReportConfig:
             bearer_token_file=args.prometheus_bearer_token_file,
             ca_file=args.prometheus_ca_file,
             headers=tuple(args.prometheus_header or ()),
+            header_files=tuple(args.prometheus_header_file or ()),
+            cert_file=args.prometheus_cert_file,
+            key_file=args.prometheus_key_file,
+            username_file=args.prometheus_username_file,
+            password_file=args.prometheus_password_file,
+            sigv4_region=args.prometheus_sigv4_region,
             tenant=args.prometheus_tenant,
             insecure_skip_verify=bool(args.prometheus_insecure_skip_verify),
             timeout=float(args.prometheus_timeout),

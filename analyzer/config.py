@@ -29,6 +29,12 @@ class PrometheusSettings:
     bearer_token_file: Path | None = None
     ca_file: Path | None = None
     headers: tuple[str, ...] = ()  # "Name: value"
+    header_files: tuple[str, ...] = ()  # "Name: /path/to/value", or a folder of files named by header
+    cert_file: Path | None = None  # client certificate (PEM), for Prometheus behind mTLS
+    key_file: Path | None = None
+    username_file: Path | None = None  # basic auth
+    password_file: Path | None = None
+    sigv4_region: str | None = None  # Amazon Managed Prometheus: requests signed with AWS SigV4
     tenant: str | None = None  # Mimir / Cortex X-Scope-OrgID
     insecure_skip_verify: bool = False
     timeout: float = 120.0
