@@ -85,6 +85,8 @@ def test_the_expected_kustomizations_exist():
         "cronjob/examples/mimir",
         "cronjob/examples/client-certificate",
         "cronjob/examples/secret-headers",
+        "cronjob/overlays/native-sidecar",
+        "cronjob/overlays/ambient",
     }
 
 
@@ -178,8 +180,10 @@ def test_the_job_pod_is_hardened(rendered, dockerfile):
     assert pod["automountServiceAccountToken"] is True, "the job lists objects from the API with its token"
     assert pod["enableServiceLinks"] is False
     assert pod.get("hostNetwork") is not True and pod.get("hostPID") is not True and pod.get("hostIPC") is not True
-    labels = one(objects, "CronJob", "mtls-readiness")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
-    assert labels["sidecar.istio.io/inject"] == "false", "an injected sidecar would keep the Job's pod running"
+    template = one(objects, "CronJob", "mtls-readiness")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]
+    # An injected sidecar keeps a Job's pod running unless it is a native sidecar (an init container).
+    native = (template.get("annotations") or {}).get("sidecar.istio.io/nativeSidecar") == "true"
+    assert template["labels"]["sidecar.istio.io/inject"] == "false" or native, "a classic sidecar never exits"
 
 
 def _assert_container_hardened(container: dict, uid: int) -> None:
@@ -566,3 +570,31 @@ def test_the_monitoring_kustomization_ships_the_rules_and_the_dashboard():
     exprs = " ".join(t["expr"] for p in panels for t in p["targets"])
     for metric in ("workloads", "namespaces", "mesh_verdict", "complete", "last_success_timestamp_seconds"):
         assert f"mtls_readiness_{metric}" in exprs
+
+
+# -- meshed overlays: the job keeps reaching a meshed Prometheus after mesh-wide STRICT -----------
+
+
+def _pod_template(objects: list[dict]) -> dict:
+    return one(objects, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]
+
+
+def test_the_base_job_runs_without_a_sidecar(base):
+    assert _pod_template(base)["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
+    labels = one(base, "Namespace")["metadata"]["labels"]
+    assert labels["istio-injection"] == "disabled" and "istio.io/dataplane-mode" not in labels
+
+
+def test_the_native_sidecar_overlay_injects_a_sidecar_that_lets_the_job_complete():
+    objects = render(CRONJOB / "overlays" / "native-sidecar")
+    template = _pod_template(objects)
+    assert template["metadata"]["labels"]["sidecar.istio.io/inject"] == "true"
+    assert template["metadata"]["annotations"]["sidecar.istio.io/nativeSidecar"] == "true"
+    assert one(objects, "Namespace")["metadata"]["labels"]["istio-injection"] == "enabled"
+
+
+def test_the_ambient_overlay_puts_the_namespace_in_ambient_and_injects_nothing():
+    objects = render(CRONJOB / "overlays" / "ambient")
+    labels = one(objects, "Namespace")["metadata"]["labels"]
+    assert labels["istio.io/dataplane-mode"] == "ambient" and labels["istio-injection"] == "disabled"
+    assert _pod_template(objects)["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
