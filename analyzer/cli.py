@@ -7,10 +7,12 @@ MTLS_READINESS_PROMETHEUS_URL), so the CronJob is configured from a ConfigMap.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
@@ -144,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="stderr log level"
     )
+    parser.add_argument(
+        "--log-format", default="text", choices=["text", "json"], help="stderr logs as text or JSON lines"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     rep = sub.add_parser("report", help="query Prometheus, read policies, write a report run")
@@ -257,12 +262,33 @@ def _snapshot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _JsonLines(logging.Formatter):
+    """One JSON object per line (time, level, message, logger), for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def _configure_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonLines() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # The job draws charts to SVG only; no display backend (notebooks keep their own).
     os.environ.setdefault("MPLBACKEND", "Agg")
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    _configure_logging(args.log_level, args.log_format)
     if args.log_level != "DEBUG":
         # urllib3 logs every retry as a warning; a failure ends in one line that says what to do.
         logging.getLogger("urllib3").setLevel(logging.ERROR)
