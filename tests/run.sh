@@ -19,7 +19,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 
 .venv/bin/ruff check analyzer tests benchmarks notebooks

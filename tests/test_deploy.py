@@ -492,13 +492,16 @@ def test_the_image_is_multi_stage_on_a_slim_python(dockerfile):
     builder, final = dockerfile.stages[0], dockerfile.final
     assert builder.name, "the builder stage is named, so COPY --from names it"
     image = dockerfile.resolve(final.image)
-    assert re.fullmatch(r"python:3\.1[12]-slim(-\w+)?", image), image
+    # The project's Python, a slim Debian image, pinned by digest so every build gets the same bytes.
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?@sha256:[0-9a-f]{64}", image), image
     assert dockerfile.resolve(builder.image) == image, "the venv's python must be the same in both stages"
 
 
 def test_the_final_stage_has_no_build_tools(dockerfile):
     final = dockerfile.final
-    assert final.all("RUN") == [], "nothing is installed or compiled in the final stage"
+    # Nothing is installed or compiled in the final stage; its one RUN removes the base image's pip.
+    runs = final.all("RUN")
+    assert len(runs) <= 1 and all(r.startswith("rm -rf ") and "site-packages/pip" in r for r in runs), runs
     for source in final.all("COPY"):
         assert source.startswith(f"--from={dockerfile.stages[0].name} "), f"COPY {source}"
     assert all(kw != "ADD" for kw, _ in final.instructions)
@@ -598,3 +601,21 @@ def test_the_ambient_overlay_puts_the_namespace_in_ambient_and_injects_nothing()
     labels = one(objects, "Namespace")["metadata"]["labels"]
     assert labels["istio.io/dataplane-mode"] == "ambient" and labels["istio-injection"] == "disabled"
     assert _pod_template(objects)["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
+
+
+def test_the_image_labels_say_version_revision_and_source(dockerfile):
+    labels = " ".join(dockerfile.final.all("LABEL"))
+    for key, arg in (("version", "VERSION"), ("revision", "REVISION"), ("source", "SOURCE")):
+        assert f'org.opencontainers.image.{key}="${{{arg}}}"' in labels
+    assert any(a.startswith("VERSION=") for a in dockerfile.final.all("ARG"))
+
+
+def test_the_image_and_the_tests_install_the_pinned_constraints(dockerfile):
+    pins = [line for line in (REPO / "constraints.txt").read_text().splitlines() if line and line[0] != "#"]
+    assert pins and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[\w.+-]+", p) for p in pins), pins
+    names = {p.split("==")[0].lower().replace("_", "-") for p in pins}
+    core = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    for dep in core:
+        assert re.split(r"[<>=!~\[ ]", dep, maxsplit=1)[0].lower() in names, dep
+    assert "-c constraints.txt" in " ".join(dockerfile.stages[0].all("RUN"))
+    assert "-c constraints.txt" in (REPO / "tests" / "run.sh").read_text()
