@@ -7,15 +7,17 @@ MTLS_READINESS_PROMETHEUS_URL), so the CronJob is configured from a ConfigMap.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
 from analyzer import __version__
-from analyzer.config import PrometheusSettings, ReportConfig, parse_duration
+from analyzer.config import PrometheusSettings, PushgatewaySettings, ReportConfig, parse_duration
 from analyzer.errors import UserError
 
 ENV_PREFIX = "MTLS_READINESS_"
@@ -96,6 +98,15 @@ def _add_print(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_pushgateway(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pushgateway-url", help="push the run's mtls_readiness_* gauges to this Pushgateway")
+    p.add_argument("--pushgateway-job", default="mtls-readiness", help="job grouping key (default: mtls-readiness)")
+    p.add_argument("--pushgateway-bearer-token-file", type=Path, help="file holding a bearer token for the Pushgateway")
+    p.add_argument("--pushgateway-username-file", type=Path, help="file holding the basic-auth user name")
+    p.add_argument("--pushgateway-password-file", type=Path, help="file holding the basic-auth password")
+    p.add_argument("--pushgateway-ca-file", type=Path, help="CA bundle to verify the Pushgateway TLS certificate")
+
+
 def _add_window(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lookback", type=_lookback, default="7d", help="evidence window, Prometheus duration syntax (default: 7d)"
@@ -119,6 +130,22 @@ def _add_sources(p: argparse.ArgumentParser, *, prometheus_required: bool) -> No
         default=[],
         metavar="'NAME: VALUE'",
         help="extra HTTP header; repeatable (env: one per line)",
+    )
+    p.add_argument(
+        "--prometheus-header-file",
+        action="append",
+        default=[],
+        metavar="'NAME: FILE'|DIR",
+        help="extra HTTP header whose value is read from FILE, or a folder with one file per header; repeatable",
+    )
+    p.add_argument("--prometheus-cert-file", type=Path, help="client certificate (PEM) for Prometheus behind mTLS")
+    p.add_argument("--prometheus-key-file", type=Path, help="private key of --prometheus-cert-file (PEM)")
+    p.add_argument("--prometheus-username-file", type=Path, help="file holding the basic-auth user name")
+    p.add_argument("--prometheus-password-file", type=Path, help="file holding the basic-auth password")
+    p.add_argument(
+        "--prometheus-sigv4-region",
+        metavar="REGION",
+        help="sign requests with AWS SigV4 (Amazon Managed Prometheus); credentials from the AWS env vars or files",
     )
     p.add_argument("--prometheus-tenant", help="tenant for Mimir/Cortex (sent as X-Scope-OrgID)")
     p.add_argument(
@@ -234,6 +261,12 @@ def _add_global(p: argparse.ArgumentParser, *, top: bool) -> None:
         help="stderr log level (default: INFO)",
         **({"default": "INFO"} if top else {"default": argparse.SUPPRESS}),
     )
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="stderr logs as text or JSON lines (default: text)",
+        **({"default": "text"} if top else {"default": argparse.SUPPRESS}),
+    )
 
 
 def _subparser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
@@ -260,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_window(rep)
     _add_output(rep)
     _add_print(rep)
+    _add_pushgateway(rep)
 
     demo = _subparser(sub, "demo")
     demo.add_argument(
@@ -268,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_window(demo)
     _add_output(demo)
     _add_print(demo)
+    _add_pushgateway(demo)
 
     whatif = _subparser(sub, "what-if")
     whatif.add_argument(
@@ -301,9 +336,25 @@ def _config(args: argparse.Namespace) -> ReportConfig:
             bearer_token_file=args.prometheus_bearer_token_file,
             ca_file=args.prometheus_ca_file,
             headers=tuple(args.prometheus_header or ()),
+            header_files=tuple(args.prometheus_header_file or ()),
+            cert_file=args.prometheus_cert_file,
+            key_file=args.prometheus_key_file,
+            username_file=args.prometheus_username_file,
+            password_file=args.prometheus_password_file,
+            sigv4_region=args.prometheus_sigv4_region,
             tenant=args.prometheus_tenant,
             insecure_skip_verify=bool(args.prometheus_insecure_skip_verify),
             timeout=float(args.prometheus_timeout),
+        )
+    pushgateway = None
+    if getattr(args, "pushgateway_url", None):
+        pushgateway = PushgatewaySettings(
+            url=args.pushgateway_url,
+            job=args.pushgateway_job,
+            bearer_token_file=args.pushgateway_bearer_token_file,
+            username_file=args.pushgateway_username_file,
+            password_file=args.pushgateway_password_file,
+            ca_file=args.pushgateway_ca_file,
         )
     return ReportConfig(
         lookback=args.lookback,
@@ -318,6 +369,7 @@ def _config(args: argparse.Namespace) -> ReportConfig:
         keep_runs=getattr(args, "keep_runs", 60),
         keep_days=getattr(args, "keep_days", 0),
         lock_timeout=getattr(args, "lock_timeout", 300.0),
+        pushgateway=pushgateway,
     )
 
 
@@ -368,12 +420,33 @@ def _snapshot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _JsonLines(logging.Formatter):
+    """One JSON object per line (time, level, message, logger), for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def _configure_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonLines() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # The job draws charts to SVG only; no display backend (notebooks keep their own).
     os.environ.setdefault("MPLBACKEND", "Agg")
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    _configure_logging(args.log_level, args.log_format)
     if args.log_level != "DEBUG":
         # urllib3 logs every retry as a warning; a failure ends in one line that says what to do.
         logging.getLogger("urllib3").setLevel(logging.ERROR)

@@ -29,12 +29,29 @@ class PrometheusSettings:
     bearer_token_file: Path | None = None
     ca_file: Path | None = None
     headers: tuple[str, ...] = ()  # "Name: value"
+    header_files: tuple[str, ...] = ()  # "Name: /path/to/value", or a folder of files named by header
+    cert_file: Path | None = None  # client certificate (PEM), for Prometheus behind mTLS
+    key_file: Path | None = None
+    username_file: Path | None = None  # basic auth
+    password_file: Path | None = None
+    sigv4_region: str | None = None  # Amazon Managed Prometheus: requests signed with AWS SigV4
     tenant: str | None = None  # Mimir / Cortex X-Scope-OrgID
     insecure_skip_verify: bool = False
     timeout: float = 120.0
     retries: int = 3
     max_parallel: int = 2  # bounded: krr users saw unbounded fan-out OOM-kill Prometheus
     extra_params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PushgatewaySettings:
+    url: str
+    job: str = "mtls-readiness"  # the grouping key: one group per job, replaced at each push
+    bearer_token_file: Path | None = None
+    username_file: Path | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    timeout: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +68,7 @@ class ReportConfig:
     keep_runs: int = 60  # retention: newest runs kept (0: all); sized for the shipped 1 Gi volume
     keep_days: int = 0  # retention: runs older than this many days go too (0: no age limit)
     lock_timeout: float = 300.0  # seconds to wait for another run publishing into the same folder
+    pushgateway: PushgatewaySettings | None = None
     extra: dict = field(default_factory=dict)
 
     @property

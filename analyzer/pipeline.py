@@ -140,7 +140,23 @@ def report(config: ReportConfig, *, sample: str | None = None) -> tuple[RunResul
     )
     if folder.name != result.run_id:  # two runs in one second: the folder's name is the id written
         result = replace(result, run_id=folder.name)
+    if config.pushgateway is not None:
+        _push_metrics(result, config)
     return result, folder
+
+
+def _push_metrics(result: RunResult, config: ReportConfig) -> None:
+    """After publication: a failed push warns and exits 2 (the report stands, but tonight's
+    alerting signal is lost, and the Job's failed status is then the only one left)."""
+    from analyzer.collect.pushgateway import push
+    from analyzer.write.metrics import registry
+
+    assert config.pushgateway is not None
+    try:
+        push(registry(result), config.pushgateway)
+    except UserError as exc:
+        log.warning("%s", exc)
+        result.errors.append(f"metrics not pushed: {exc}")
 
 
 def _previous_run(output_dir: Path) -> RunResult | None:

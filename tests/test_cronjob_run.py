@@ -266,3 +266,21 @@ def test_a_second_night_publishes_a_new_run_that_nginx_can_serve(
     assert len(published) > 10
     unreadable = [p for p in published if not readable_by(p, owner=owner, reader=reader)]
     assert unreadable == [], f"nginx (uid {reader[0]}) could not read {unreadable}"
+
+
+def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
+    """--log-format json (MTLS_READINESS_LOG_FORMAT in the ConfigMap) for log collectors."""
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "MTLS_READINESS_LOG_FORMAT": "json"}
+    done = subprocess.run(
+        [sys.executable, "-m", "analyzer", "demo", "--mesh", "walkthrough", "--output-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == EXIT_OK, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert lines and all(set(line) == {"time", "level", "message", "logger"} for line in lines)
+    assert any("analysed" in line["message"] and line["level"] == "INFO" for line in lines)

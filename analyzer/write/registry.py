@@ -11,7 +11,7 @@ from analyzer.model.report import RunResult
 Writer = Callable[[RunResult, Path], None]
 WRITERS: dict[str, Writer] = {}
 # Modules that register writers, in writing order (the page links to the files written before it).
-_MODULES = ("result_json", "summary", "tabular", "html")
+_MODULES = ("result_json", "summary", "tabular", "metrics", "html")
 
 
 def writer(name: str) -> Callable[[Writer], Writer]:
