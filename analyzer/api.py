@@ -134,6 +134,7 @@ def what_if(
     if sample is not None:
         config = ReportConfig(lookback=lookback, root_namespace=root_namespace)
     else:
+        assert prometheus_url is not None  # checked above: exactly one of the two
         config = _live_config(
             prometheus_url,
             prometheus_options,

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from analyzer import __version__
 from analyzer.config import PrometheusSettings, PushgatewaySettings, ReportConfig, parse_duration
@@ -172,11 +172,11 @@ class _Parser(argparse.ArgumentParser):
     is bad input: exit 1 with one line, not argparse's exit 2, which would tell a CronJob's
     script that a report was written, and not a usage block. Subparsers use this same class."""
 
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
 
-    def add_argument(self, *names: str, **kwargs):  # type: ignore[override]
+    def add_argument(self, *names: str, **kwargs: Any) -> argparse.Action:
         return super().add_argument(*names, **_env_default(names, _with_twin(names, kwargs)))
 
     def error(self, message: str) -> NoReturn:
@@ -259,13 +259,13 @@ def _add_global(p: argparse.ArgumentParser, *, top: bool) -> None:
         type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="stderr log level (default: INFO)",
-        **({"default": "INFO"} if top else {"default": argparse.SUPPRESS}),
+        default="INFO" if top else argparse.SUPPRESS,
     )
     p.add_argument(
         "--log-format",
         choices=["text", "json"],
         help="stderr logs as text or JSON lines (default: text)",
-        **({"default": "text"} if top else {"default": argparse.SUPPRESS}),
+        default="text" if top else argparse.SUPPRESS,
     )
 
 

@@ -32,7 +32,8 @@ log = logging.getLogger("mtls_readiness")
 
 
 class TrafficSource(Protocol):
-    source: str
+    @property
+    def source(self) -> str: ...
 
     def collect(self, window_start: datetime, window_end: datetime) -> Traffic: ...
 

@@ -28,4 +28,5 @@ command -v npm >/dev/null || { echo "installing npm from Debian" >&2; SUDO=""; [
 
 .venv/bin/ruff check analyzer tests benchmarks notebooks
 .venv/bin/ruff format --check analyzer tests benchmarks notebooks
+.venv/bin/mypy  # settings in pyproject.toml: the analyzer package, clean
 exec .venv/bin/python -m pytest "$@"

@@ -150,7 +150,7 @@ def synthetic(
         for i in range(workloads)
     ]
     meshed = [w for w in mesh_workloads if w.dataplane is not NONE]
-    flows = []
+    flows: list[Flow] = []
     seen: set[tuple[str, str, str]] = set()
     while len(flows) < edges:
         src = rng.choice(mesh_workloads)

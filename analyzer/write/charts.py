@@ -346,7 +346,8 @@ def plaintext_heatmap(run: RunResult, top: int = 20, *, phone: bool = False) -> 
                     )  # fmt: skip
         bar = fig.colorbar(mesh, ax=ax, shrink=0.9, pad=0.02, aspect=15)
         bar.set_label(f"plaintext {unit}")
-        bar.solids.set_rasterized(False)  # vector: a raster gradient would be an embedded PNG (a data: request)
+        if bar.solids is not None:
+            bar.solids.set_rasterized(False)  # vector: a raster gradient would be an embedded PNG (a data: request)
         # Log ticks default to mathtext labels, which stay off (text.parse_math): plain numbers instead.
         bar.ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: compact(v)))
         bar.ax.yaxis.set_minor_formatter(ticker.NullFormatter())

@@ -85,6 +85,7 @@ def _environment() -> Environment:
     env.globals["client_kind_text"] = CLIENT_KIND_TEXT
     # The one inline script, allowed by its hash in the page's Content-Security-Policy:
     # nothing else (an injected <script> or on* attribute) could run even if escaping failed.
+    assert env.loader is not None
     script = env.loader.get_source(env, "page.js.j2")[0]
     env.globals["script"] = Markup(script)
     env.globals["script_hash"] = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
@@ -164,9 +165,9 @@ def _coverage(run: RunResult) -> Coverage:
     unmeshed = _by_urgency(w for w in run.workloads if w.verdict is Verdict.NOT_MESHED)
     jobs = [w for w in run.workloads if w.kind in JOB_KINDS and w.dataplane == "none"]
     unknown = [e for e in run.edges if e.plaintext_count > 0 and e.source_workload in ("", "unknown")]
-    volume: Counter[str] = Counter()
+    volume: dict[str, float] = {}
     for e in unknown:
-        volume[e.unit] += e.plaintext_count
+        volume[e.unit] = volume.get(e.unit, 0.0) + e.plaintext_count
     return Coverage(
         dataplanes=dict(Counter(w.dataplane or "unknown" for w in run.workloads).most_common()),
         not_meshed=unmeshed[:TOP_ROWS],
