@@ -91,7 +91,7 @@ def _add_output(p: argparse.ArgumentParser) -> None:
 def _add_print(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-o",
-        "--output",
+        "--output-format",  # not --output: its twin would be snapshot --output's MTLS_READINESS_OUTPUT
         choices=["text", "json", "table"],
         default="text",
         help="also print the result to stdout: json (result.json) or table (namespaces); default: a short receipt",
@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     whatif.add_argument(
         "-o",
-        "--output",
+        "--output-format",
         choices=["table", "json"],
         default="table",
         help="table (for people, default) or json (for a pipeline: verdict, exit_code, cut_off, doubts, warnings)",
@@ -377,7 +377,7 @@ def _report(args: argparse.Namespace, sample: str | None = None) -> int:
     from analyzer import pipeline
 
     result, folder = pipeline.report(_config(args), sample=sample)
-    output = getattr(args, "output", "text")
+    output = getattr(args, "output_format", "text")
     # With -o json/table stdout is for the script that reads it; the receipt goes to stderr.
     receipt = sys.stdout if output == "text" else sys.stderr
     if output != "text":
@@ -397,7 +397,7 @@ def _what_if(args: argparse.Namespace) -> int:
     from analyzer.analyse.whatif import format_table
 
     prediction = pipeline.what_if(_config(args), args.apply, sample="demo" if args.demo else None)
-    if args.output == "json":
+    if args.output_format == "json":
         import json
 
         print(json.dumps(prediction.to_dict(), indent=2))

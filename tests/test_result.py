@@ -135,8 +135,13 @@ def test_doubts_are_stored_with_their_scope_and_round_trip(now: datetime) -> Non
 
 def test_writers_are_registered_by_name_and_need_only_the_result(tmp_path: Path, demo: RunResult) -> None:
     registered = writers()
-    assert set(registered) == {"json", "summary", "csv", "html"}
-    files = {"json": {"result.json"}, "summary": {"summary.json"}, "csv": {"edges.csv", "workloads.csv"}}
+    assert set(registered) == {"json", "summary", "csv", "metrics", "html"}
+    files = {
+        "json": {"result.json"},
+        "summary": {"summary.json"},
+        "csv": {"edges.csv", "workloads.csv"},
+        "metrics": {"metrics.prom"},
+    }
     for name, want in files.items():
         folder = tmp_path / name
         folder.mkdir()
