@@ -175,7 +175,7 @@ def test_the_cronjob_command_publishes_a_report(
     assert summary["lookback"] == job_environment(objects)["MTLS_READINESS_LOOKBACK"]
     assert summary["errors"] == []
     assert not any("CRDs not found" in w for w in summary["warnings"]), summary["warnings"]
-    # Exit 2 exactly when some verdict is UNKNOWN (CONTRACT.md); the Job then fails without a retry.
+    # Exit 2 exactly when some verdict is UNKNOWN (docs/contract.md); the Job then fails without a retry.
     assert (summary["verdicts"].get("UNKNOWN", 0) > 0) == (result.returncode == EXIT_INCOMPLETE)
     assert job_outcome(objects, result.returncode) == (
         "failed, not retried" if expected_exit == EXIT_INCOMPLETE else "succeeded"

@@ -1,4 +1,4 @@
-"""What the run folder holds (CONTRACT.md: CSV files, summary.json, output layout).
+"""What the run folder holds (docs/contract.md: CSV files, summary.json, output layout).
 
 End to end: a mesh whose label values are hostile (peer-metadata headers are unauthenticated, so a
 client can call itself anything) goes through a real Prometheus and the real CLI, twice into one

@@ -1,8 +1,8 @@
-"""The verdict rules of CONTRACT.md, one named case each, on the pure functions that apply them.
+"""The verdict rules of docs/contract.md, one named case each, on the pure functions that apply them.
 
 analyse/readiness.py: judge_workload (a workload), judge_change (a workload a wider STRICT policy
 would reach), combine (a namespace or the mesh), global_doubts; analyse/classify.py: what one
-server-side observation was (ISTIO-SEMANTICS.md section 8). Above all: never READY in doubt.
+server-side observation was (docs/semantics.md, section 4). Above all: never READY in doubt.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Join policy with traffic: edges, workload, namespace and mesh verdicts (CONTRACT.md).
+"""Join policy with traffic: edges, workload, namespace and mesh verdicts (docs/contract.md).
 
 Pure: takes the inventory, the collected traffic and settings, returns a RunResult.
 """

@@ -1,4 +1,4 @@
-"""The verdict rules of CONTRACT.md, as pure functions: one workload, a proposed change, a scope.
+"""The verdict rules of docs/contract.md, as pure functions: one workload, a proposed change, a scope.
 
 Never READY without full evidence: any doubt (a failed query, a window Prometheus does not
 hold, traffic whose security cannot be read) turns what would be READY into UNKNOWN.
