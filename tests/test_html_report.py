@@ -452,6 +452,14 @@ def test_headline_shows_stored_cut_off_clients_and_edges_apart(demo_run: RunResu
     assert '<div class="big">0</div>' not in card and "not counted" in card
 
 
+def test_the_banner_counts_clients_and_edges_as_the_card_does(demo_run: RunResult) -> None:
+    run = copy.deepcopy(demo_run)
+    run.mesh.cut_off_clients, run.mesh.cut_off_edges, run.mesh.behind_exceptions = 4, 6, 1
+    banner = _page(run).split('<nav class="toc"')[0]
+    assert "would cut off 4 observed plaintext clients on 6 client → destination edges" in banner
+    assert "1 more edge stays open behind namespace- or workload-level exceptions" in banner
+
+
 def test_unknown_workloads_are_named_once(demo_run: RunResult) -> None:
     html = _page(demo_run)
     warnings = html[html.index('aria-label="Warnings"') : html.index("</section>", html.index('aria-label="Warnings"'))]
