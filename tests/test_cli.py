@@ -149,8 +149,11 @@ def test_a_global_flag_before_the_command_is_not_reset_after_it() -> None:
 
 
 def test_demo_exits_0_once_published_and_says_its_unknown_is_on_purpose(tmp_path: Path, capsys, caplog) -> None:
+    import logging
+
     from analyzer.cli import main
 
+    caplog.set_level(logging.INFO, logger="mtls_readiness")
     assert main(["demo", "--output-dir", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert (tmp_path / "latest" / "index.html").is_file()
