@@ -89,7 +89,7 @@ def test_no_istio_data_cannot_tell(served: Served, tmp_path: Path, capsys) -> No
     finally:
         empty.stop()
     assert answer.code == 2, answer.out
-    assert "no Istio data at all" in answer.out
+    assert "holds no server-side Istio request metrics" in answer.out and "--prometheus-url" in answer.out
     assert "no client observed in the window would be cut off" not in answer.out
 
 

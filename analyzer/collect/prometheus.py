@@ -384,13 +384,20 @@ class PrometheusTrafficSource:
             return Coverage(complete=False, detail=f"could not check how far back the data goes: {reason}")
         first = min((float(item["values"][0][0]) for item in extent if item.get("values")), default=None)
         data_start = datetime.fromtimestamp(first, UTC) if first is not None else None
-        held = f"from {data_start:%Y-%m-%d %H:%M}Z" if data_start else "no Istio data at all"
-        return Coverage(
-            complete=False,
-            data_start=data_start,
-            detail=f"Prometheus holds {held} but the window starts {window_start:%Y-%m-%d %H:%M}Z; "
-            "shorten --lookback or raise Prometheus retention",
-        )
+        if data_start is None:
+            # No server-side Istio series at all: a wrong URL (or tenant) or unscraped proxies are far
+            # likelier than a short retention.
+            detail = (
+                f"Prometheus at {self.source} holds no server-side Istio request metrics in the window; check that "
+                "--prometheus-url (and tenant) is the Prometheus that scrapes the mesh's proxies, and that it "
+                'scrapes them (istio_requests_total{reporter="destination"} should return series)'
+            )
+        else:
+            detail = (
+                f"Prometheus holds Istio data from {data_start:%Y-%m-%d %H:%M}Z but the window starts "
+                f"{window_start:%Y-%m-%d %H:%M}Z; shorten --lookback or raise Prometheus retention"
+            )
+        return Coverage(complete=False, data_start=data_start, detail=detail)
 
 
 Answer = list[dict] | QueryFailed
