@@ -604,9 +604,9 @@ def test_the_ambient_overlay_puts_the_namespace_in_ambient_and_injects_nothing()
 
 
 def test_the_image_labels_say_version_revision_and_source(dockerfile):
-    labels = " ".join(dockerfile.final.all("LABEL"))
+    labels = dockerfile.final.labels()
     for key, arg in (("version", "VERSION"), ("revision", "REVISION"), ("source", "SOURCE")):
-        assert f'org.opencontainers.image.{key}="${{{arg}}}"' in labels
+        assert labels[f"org.opencontainers.image.{key}"] == f"${{{arg}}}"
     assert any(a.startswith("VERSION=") for a in dockerfile.final.all("ARG"))
 
 

@@ -3,15 +3,14 @@ the Dockerfile's stages, and what the job's pod gets."""
 
 from __future__ import annotations
 
-import json
 import re
-import shlex
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import dockerfile
 import kubernetes_validate
 import pytest
 import yaml
@@ -116,26 +115,34 @@ def memory_mib(quantity: str) -> float:
 class Stage:
     image: str
     name: str | None
+    # (keyword, its words as Docker's parser splits them; flags such as --from first)
     instructions: list[tuple[str, str]] = field(default_factory=list)
+    commands: list[dockerfile.Command] = field(default_factory=list)
 
     def all(self, keyword: str) -> list[str]:
         return [rest for kw, rest in self.instructions if kw == keyword]
 
     def env(self) -> dict[str, str]:
         env: dict[str, str] = {}
-        for rest in self.all("ENV"):
-            for word in shlex.split(rest):
-                key, sep, value = word.partition("=")
-                assert sep, f"ENV {rest}: use KEY=value"
-                env[key] = value
+        for command in self.commands:
+            if command.cmd.upper() == "ENV":
+                assert "=" in command.original, f"{command.original}: use KEY=value"
+                env.update(zip(command.value[::2], command.value[1::2], strict=True))
         return env
 
+    def labels(self) -> dict[str, str]:
+        labels: dict[str, str] = {}
+        for command in self.commands:
+            if command.cmd.upper() == "LABEL":
+                pairs = zip(command.value[::2], command.value[1::2], strict=True)
+                labels.update((key, value.strip('"')) for key, value in pairs)
+        return labels
+
     def exec_form(self, keyword: str) -> list[str]:
-        values = self.all(keyword)
-        assert len(values) == 1, f"{keyword} once in the final stage"
-        parsed = json.loads(values[0])
-        assert isinstance(parsed, list), f"{keyword} in exec (JSON) form"
-        return parsed
+        found = [c for c in self.commands if c.cmd.upper() == keyword]
+        assert len(found) == 1, f"{keyword} once in the final stage"
+        assert found[0].json, f"{keyword} in exec (JSON) form"
+        return list(found[0].value)
 
 
 @dataclass
@@ -168,33 +175,22 @@ class Dockerfile:
 
 
 def load_dockerfile(path: Path = DOCKERFILE) -> Dockerfile:
-    logical: list[str] = []
-    pending = ""
-    for line in path.read_text(encoding="utf-8").splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        logical.append(pending + stripped)
-        pending = ""
-    assert not pending, "the Dockerfile ends inside a continued line"
+    """The Dockerfile as Docker's own parser (BuildKit's, through the `dockerfile` package) reads it."""
     args: dict[str, str] = {}
     stages: list[Stage] = []
-    for text in logical:
-        keyword, _, rest = text.partition(" ")
-        keyword, rest = keyword.upper(), rest.strip()
+    for command in dockerfile.parse_file(str(path)):
+        keyword = command.cmd.upper()
         if keyword == "FROM":
-            words = rest.split()
-            assert words[0] != "--platform" and len(words) in (1, 3), f"FROM {rest}"
+            words = command.value
+            assert not command.flags and len(words) in (1, 3), f"FROM {' '.join(words)}"
             stages.append(Stage(image=words[0], name=words[2] if len(words) == 3 else None))
         elif not stages and keyword == "ARG":
-            name, _, default = rest.partition("=")
+            name, _, default = command.value[0].partition("=")
             args[name] = default
         else:
             assert stages, f"{keyword} before the first FROM"
-            stages[-1].instructions.append((keyword, rest))
+            stages[-1].instructions.append((keyword, " ".join((*command.flags, *command.value))))
+            stages[-1].commands.append(command)
     return Dockerfile(args=args, stages=stages)
 
 
