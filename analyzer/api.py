@@ -244,23 +244,33 @@ def plot_verdicts(result: Result, level: str = "workloads") -> Figure:
 
 
 def plot_namespace_volume(result: Result, top: int = 25) -> Figure:
-    """mTLS versus plaintext volume per destination namespace, most plaintext first."""
-    frame = tables(result)["namespaces"]
-    rows = frame.groupby("namespace")[["mtls_count", "plaintext_count"]].sum()
-    rows = rows[(rows.mtls_count > 0) | (rows.plaintext_count > 0)]
-    fig = Figure(figsize=(7, 0.35 * min(len(rows), top) + 1.2), layout="constrained")
-    ax = fig.subplots()
-    if rows.empty:
-        return _message(fig, ax, "No inbound traffic in the window")
-    rows = rows.assign(total=rows.sum(axis=1)).sort_values(["plaintext_count", "total"], ascending=False).head(top)
-    rows = rows.iloc[::-1]
-    ax.barh(rows.index, rows.mtls_count, color=MTLS_COLOUR, label="mTLS")
-    ax.barh(
-        rows.index, rows.plaintext_count, left=rows.mtls_count, color=PLAINTEXT_COLOUR, label="plaintext", hatch="//"
-    )
-    ax.set_xlabel("requests + connections in the window")
-    ax.set_title("Inbound volume per namespace", loc="left")
-    ax.legend(loc="lower right", frameon=False)
+    """mTLS versus plaintext volume per destination namespace, most plaintext first: requests and
+    TCP connections in panels of their own, each on its own scale (13 connections of a nightly
+    Job must not vanish next to a million requests)."""
+    edges = result.edges_frame()
+    fig = Figure(figsize=(10, 0.35 * min(max(len(result.namespaces), 1), top) + 1.4), layout="constrained")
+    if edges.empty or not (edges.mtls_count.sum() or edges.plaintext_count.sum()):
+        return _message(fig, fig.subplots(), "No inbound traffic in the window")
+    volume = edges.groupby(["unit", "destination_namespace"])[["mtls_count", "plaintext_count"]].sum()
+    units = [u for u in ("requests", "connections") if u in volume.index.get_level_values(0)]
+    axes = fig.subplots(1, len(units), squeeze=False)[0]
+    for ax, unit in zip(axes, units, strict=True):
+        rows = volume.loc[unit]
+        rows = rows[(rows.mtls_count > 0) | (rows.plaintext_count > 0)]
+        rows = rows.assign(total=rows.sum(axis=1)).sort_values(["plaintext_count", "total"], ascending=False)
+        rows = rows.head(top).iloc[::-1]
+        ax.barh(rows.index, rows.mtls_count, color=MTLS_COLOUR, label="mTLS")
+        ax.barh(
+            rows.index,
+            rows.plaintext_count,
+            left=rows.mtls_count,
+            color=PLAINTEXT_COLOUR,
+            label="plaintext",
+            hatch="//",
+        )
+        ax.set_xlabel(f"{unit} in the window")
+        ax.set_title(f"Inbound {unit} per namespace", loc="left")
+        ax.legend(loc="best", frameon=False)
     return fig
 
 

@@ -312,17 +312,24 @@ def test_plot_verdicts_draws_one_bar_per_verdict(demo, published, level):
         assert colours["READY"] == pytest.approx(_rgba(VERDICT_COLOURS["READY"]))
 
 
-def test_plot_namespace_volume_stacks_plaintext_on_mtls(demo):
-    ax = api.plot_namespace_volume(demo).axes[0]
-    labels = [t.get_text() for t in ax.get_yticklabels()]
-    mtls, plaintext = ax.containers
-    by_ns = {n.namespace: n for n in demo.namespaces}
-    assert labels[-1] == "orders"  # most plaintext on top
-    assert "istio-system" not in labels and "ingress" not in labels  # no inbound traffic
-    for label, m, p in zip(labels, mtls.patches, plaintext.patches, strict=True):
-        assert m.get_width() == pytest.approx(by_ns[label].mtls_count)
-        assert p.get_width() == pytest.approx(by_ns[label].plaintext_count)
-        assert p.get_x() == pytest.approx(by_ns[label].mtls_count)
+def test_plot_namespace_volume_stacks_plaintext_on_mtls_one_panel_per_unit(demo):
+    fig = api.plot_namespace_volume(demo)
+    edges = demo.edges_frame()
+    assert [ax.get_xlabel() for ax in fig.axes] == ["requests in the window", "connections in the window"]
+    for ax, unit in zip(fig.axes, ("requests", "connections"), strict=True):
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        mtls, plaintext = ax.containers
+        by_ns = edges[edges.unit == unit].groupby("destination_namespace")[["mtls_count", "plaintext_count"]].sum()
+        assert labels[-1] == by_ns.plaintext_count.idxmax()  # most plaintext on top
+        assert "istio-system" not in labels and "ingress" not in labels  # no inbound traffic
+        for label, m, p in zip(labels, mtls.patches, plaintext.patches, strict=True):
+            assert m.get_width() == pytest.approx(by_ns.loc[label, "mtls_count"])
+            assert p.get_width() == pytest.approx(by_ns.loc[label, "plaintext_count"])
+            assert p.get_x() == pytest.approx(by_ns.loc[label, "mtls_count"])
+    # The connections panel has its own scale: its largest bar spans it, whatever the request volume.
+    connections = fig.axes[1]
+    widest = max(p.get_x() + p.get_width() for p in connections.patches)
+    assert connections.get_xlim()[1] < 2 * widest
 
 
 def test_plot_plaintext_over_time_draws_a_line_per_client(demo):
