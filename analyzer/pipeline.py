@@ -82,19 +82,24 @@ def collect_window(
     return source.collect(now - window, now), now
 
 
-def analyse_run(
-    inventory: Inventory, source: TrafficSource, config: ReportConfig, now: datetime | None = None
-) -> RunResult:
-    """Collect traffic and analyse it: everything but writing."""
-    started = time.monotonic()
-    traffic, now = collect_window(source, config, now)
-    settings = Settings(
+def _settings(config: ReportConfig, now: datetime) -> Settings:
+    """The analysis settings of a run that ends `now`: the report and what-if share them."""
+    return Settings(
         run_id=run_id_for(now),
         generated_at=now,
         lookback=config.lookback,
         root_namespace=config.root_namespace,
         cluster=config.cluster,
     )
+
+
+def analyse_run(
+    inventory: Inventory, source: TrafficSource, config: ReportConfig, now: datetime | None = None
+) -> RunResult:
+    """Collect traffic and analyse it: everything but writing."""
+    started = time.monotonic()
+    traffic, now = collect_window(source, config, now)
+    settings = _settings(config, now)
     result = analyse(inventory, traffic, settings)
     log.info(
         "analysed %d workloads, %d namespaces, %d edges in %.1fs",
@@ -294,13 +299,7 @@ def predict_proposal(
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     inventory, source = inputs(config, sample=sample, now=now)
     traffic, _ = collect_window(source, config, now)
-    settings = Settings(
-        run_id=run_id_for(now),
-        generated_at=now,
-        lookback=config.lookback,
-        root_namespace=config.root_namespace,
-        cluster=config.cluster,
-    )
+    settings = _settings(config, now)
     return predict(Analysis(inventory, traffic, settings), proposed)
 
 
