@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.sample.mesh import SampleMesh
+from tests.support.engines import ENGINES, EngineFactory
 from tests.support.prometheus import PrometheusServer, serve_mesh
 
 pytest_plugins = ["tests.support.kube_fixtures"]
@@ -34,4 +35,16 @@ def prometheus_factory(
 
     yield start
     for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine_factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, now: datetime
+) -> Iterator[EngineFactory]:
+    """Like prometheus_factory, once per engine: a real Prometheus, then a real VictoriaMetrics,
+    each fed the same samples. Tests using it run once for each (ids end in [prometheus] etc.)."""
+    factory = EngineFactory(request.param, tmp_path_factory, now)
+    yield factory
+    for server in factory.servers:
         server.stop()

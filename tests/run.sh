@@ -8,6 +8,7 @@ need_apt=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v prometheus-pushgateway >/dev/null || need_apt+=(prometheus-pushgateway)
+command -v victoria-metrics >/dev/null || need_apt+=(victoria-metrics)  # the second query engine
 command -v openssl >/dev/null || need_apt+=(openssl)  # a test CA for client certificates
 if ((${#need_apt[@]})); then
   echo "installing ${need_apt[*]} from Debian" >&2

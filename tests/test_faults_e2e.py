@@ -156,6 +156,7 @@ BROKEN_TOTALS = {
         "No StoreAPIs matched",
     ),
     "partial response info": (fp.rewrite(lambda d: d.update(infos=["partial response: store down"])), "infos"),
+    "victoriametrics cluster partial answer": (fp.rewrite(lambda d: d.update(isPartial=True)), "isPartial"),
     "NaN values": (fp.set_values("NaN"), "finite"),
     "+Inf values": (fp.set_values("+Inf"), "finite"),
     "non-numeric values": (fp.set_values("abc"), "not a number"),

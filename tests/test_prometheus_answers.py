@@ -38,6 +38,14 @@ def test_a_good_vector_and_matrix_are_returned_as_sent() -> None:
     assert read_query(answer([]), "vector") == []
 
 
+def test_a_complete_victoriametrics_answer_is_accepted() -> None:
+    """VictoriaMetrics adds `isPartial: false` and `stats`; neither is a doubt."""
+    stats = {"seriesFetched": "1", "executionTimeMsec": 2}
+    assert (
+        len(read_query(answer([{"metric": LABELS, "value": [1.0, "1"]}], isPartial=False, stats=stats), "vector")) == 1
+    )
+
+
 def test_harmless_promql_infos_are_accepted() -> None:
     info = "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket"
     assert len(read_query(vector("1")[:-1] + b',"infos":["' + info.encode() + b'"]}', "vector")) == 1
@@ -49,6 +57,8 @@ BAD = {
     "thanos partial answer": (answer([], warnings=["No StoreAPIs matched for this query"]), "warnings"),
     "prometheus warning": (answer([], warnings=["PromQL warning: encountered a mix"]), "warnings"),
     "partial-response info": (answer([], infos=["partial response: store eu-1 unavailable"]), "infos"),
+    "victoriametrics cluster partial answer": (answer([], isPartial=True), "isPartial: True"),
+    "isPartial not a boolean": (answer([], isPartial="true"), "isPartial: 'true'"),
     "wrong resultType": (answer([], "matrix"), "resultType 'matrix', expected 'vector'"),
     "scalar result": (
         orjson.dumps({"status": "success", "data": {"resultType": "scalar", "result": [1, "1"]}}),
@@ -109,6 +119,7 @@ def test_label_values_are_read_strictly() -> None:
     for body in (
         orjson.dumps({"status": "success", "data": ["foo", 1]}),
         orjson.dumps({"status": "success", "data": ["foo"], "warnings": ["partial"]}),
+        orjson.dumps({"status": "success", "data": ["foo"], "isPartial": True}),
         orjson.dumps({"status": "error", "error": "x"}),
     ):
         with pytest.raises(QueryFailed):

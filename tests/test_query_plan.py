@@ -19,9 +19,11 @@ import requests
 from analyzer.collect import plan, queries
 from analyzer.collect.prometheus import PrometheusClient, PrometheusTrafficSource, matrix_frame, vector_frame
 from analyzer.config import PrometheusSettings
+from analyzer.model.traffic import OBSERVATION_COLUMNS
 from analyzer.sample.mesh import Flow, SampleMesh
 from tests.support.e2e import short_history
 from tests.support.prometheus import serve_mesh
+from tests.support.victoria import serve_mesh as victoria_serve_mesh
 from tests.test_traffic_cases_e2e import BURST_AGO, cases_mesh
 
 WINDOW = timedelta(days=1)
@@ -163,3 +165,37 @@ def test_a_failed_part_fails_its_whole_query(client: PrometheusClient, now: date
     assert [q.split(":")[0:2] for q in traffic.failed_queries] == [["totals", queries.TCP_OPENED]]
     assert not (traffic.observations["protocol"] == "tcp").any()
     assert (traffic.observations["protocol"] == "http").any()
+
+
+@pytest.fixture(scope="module")
+def victoria(tmp_path_factory: pytest.TempPathFactory, now: datetime) -> Iterator[PrometheusClient]:
+    """The same mesh on a real VictoriaMetrics."""
+    server = victoria_serve_mesh(plan_mesh(), Path(tmp_path_factory.mktemp("plan-vm")), now)
+    client = PrometheusClient(PrometheusSettings(url=server.url))
+    try:
+        yield client
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_victoriametrics_gives_the_same_edges_with_one_exact_query_per_count(
+    client: PrometheusClient, victoria: PrometheusClient, now: datetime
+) -> None:
+    want = PrometheusTrafficSource(client).collect(now - WINDOW, now)
+    got = PrometheusTrafficSource(victoria).collect(now - WINDOW, now)
+    assert got.failed_queries == [] and got.incomplete == []
+    counts = [q for q in victoria.queries_sent if q.startswith("sum by (")]
+    assert len(counts) == 4 and all("increase_pure(" in q and "unless" not in q for q in counts)
+
+    key = [c for c in OBSERVATION_COLUMNS if c != "count"]
+    both = want.observations.merge(got.observations, on=key, how="outer", suffixes=("_prom", "_vm"), indicator=True)
+    assert len(both) >= 8 and (both["_merge"] == "both").all(), both[both["_merge"] != "both"]
+    # No extrapolation: whole counts, within 3 % (or one) of Prometheus's estimate.
+    assert (got.observations["count"] % 1 == 0).all()
+    assert ((both["count_vm"] - both["count_prom"]).abs() <= (both["count_prom"] * 0.03).clip(lower=1)).all(), both
+    burst = both[(both["destination_workload"] == "warehouse") & (both["connection_security_policy"] == "none")]
+    assert list(burst["count_vm"]) == [10.0]
+    # The timeline names the same plaintext edges.
+    edge = ["source_namespace", "source_workload", "destination_namespace", "destination_workload"]
+    assert set(map(tuple, got.timeline[edge].values)) == set(map(tuple, want.timeline[edge].values))

@@ -214,3 +214,4 @@ def test_every_query_goes_in_a_form_body_with_partial_response_off(tsdb: Path, n
         assert request["method"] == "POST" and request["url_params"] == {}
         assert request["content_type"] == "application/x-www-form-urlencoded"
         assert request["form"]["partial_response"] == ["false"]
+        assert request["form"]["deny_partial_response"] == ["1"]  # VictoriaMetrics cluster's name for it

@@ -1,8 +1,8 @@
-"""Each kind of traffic Istio records, end to end: the real CLI, a real Prometheus, policy files.
+"""Each kind of traffic Istio records, end to end: the real CLI, a real query engine, policy files.
 
-One Prometheus holds a mesh in which every case has its own destination, so one report answers
-them all; a second holds a series whose connection_security_policy label was dropped, which
-makes its whole report incomplete.
+Every test runs on Prometheus and on VictoriaMetrics (`engine_factory`). One server holds a mesh
+in which every case has its own destination, so one report answers them all; a second holds a
+series whose connection_security_policy label was dropped, which makes its whole report incomplete.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from analyzer.collect import queries
 from analyzer.model.inventory import Dataplane
 from analyzer.sample.mesh import Flow, MeshWorkload, SampleMesh, destination_rule_disable
 from tests.support.e2e import Report, read_latest, run_report, short_history, write_policies
+from tests.support.engines import EngineFactory
 
 INJECT = {"istio-injection": "enabled"}
 AMBIENT_NS = {"istio.io/dataplane-mode": "ambient"}
@@ -101,23 +102,23 @@ class Served:
 
 
 def serve(
-    prometheus_factory: Callable[[SampleMesh], str], tmp_path_factory: pytest.TempPathFactory, mesh: SampleMesh
+    engine_factory: Callable[[SampleMesh], str], tmp_path_factory: pytest.TempPathFactory, mesh: SampleMesh
 ) -> Served:
     mesh = short_history(mesh)
-    url = prometheus_factory(mesh)
+    url = engine_factory(mesh)
     folder = tmp_path_factory.mktemp("cases")
     policies = write_policies(mesh, folder)
     return Served(url, policies, run_report(None, url, policies, folder / "reports"))
 
 
 @pytest.fixture(scope="module")
-def cases(prometheus_factory: Callable[[SampleMesh], str], tmp_path_factory: pytest.TempPathFactory) -> Served:
-    return serve(prometheus_factory, tmp_path_factory, cases_mesh())
+def cases(engine_factory: Callable[[SampleMesh], str], tmp_path_factory: pytest.TempPathFactory) -> Served:
+    return serve(engine_factory, tmp_path_factory, cases_mesh())
 
 
 @pytest.fixture(scope="module")
-def unreadable(prometheus_factory: Callable[[SampleMesh], str], tmp_path_factory: pytest.TempPathFactory) -> Served:
-    return serve(prometheus_factory, tmp_path_factory, unreadable_mesh())
+def unreadable(engine_factory: Callable[[SampleMesh], str], tmp_path_factory: pytest.TempPathFactory) -> Served:
+    return serve(engine_factory, tmp_path_factory, unreadable_mesh())
 
 
 def instant(url: str, promql: str, at: datetime) -> list[dict]:
@@ -266,12 +267,13 @@ def test_a_short_jobs_single_burst_is_counted_as_plaintext(cases: Served, now: d
 
 @pytest.mark.parametrize("step", [timedelta(minutes=8), timedelta(hours=1)], ids=["8m steps", "1h steps"])
 def test_the_burst_lands_in_exactly_one_timeline_step_wherever_the_steps_fall(
-    cases: Served, now: datetime, step: timedelta
+    cases: Served, engine_factory: EngineFactory, now: datetime, step: timedelta
 ) -> None:
-    """The timeline queries behind first/last seen (both parts, added up per step as the job
-    does), at every alignment of their steps with the scrapes."""
+    """The timeline queries behind first/last seen (all parts the job sends to this engine, added
+    up per step as the job does), at every alignment of their steps with the scrapes."""
     born = now - BURST_AGO + timedelta(minutes=5)  # the first scrape after the burst
-    promqls = [queries.PlaintextTimeline(queries.TCP_OPENED, step, part).promql() for part in queries.PARTS]
+    parts = queries.METRICSQL_PARTS if engine_factory.engine == "victoriametrics" else queries.PARTS
+    promqls = [queries.PlaintextTimeline(queries.TCP_OPENED, step, part).promql() for part in parts]
     for shift in range(10):
         end = now + timedelta(minutes=shift)
         per_step: dict[datetime, float] = {}

@@ -1,10 +1,11 @@
-"""Istio's mTLS migration walk-through, end to end: the real CLI, a real Prometheus, policy files.
+"""Istio's mTLS migration walk-through, end to end: the real CLI, a real query engine, policy files.
 
 https://istio.io/latest/docs/tasks/security/authentication/mtls-migration/ : `foo` and `bar` run
 httpbin and curl with sidecars, `legacy` runs curl without one. Each step of the migration is its
 own traffic set (what Istio records depends on the policies in force), so each gets its own
-Prometheus. The data spans 30 hours and the reports look back one day, which keeps the backfill
-small and leaves room for "older than the lookback".
+server, once on Prometheus and once on VictoriaMetrics (`engine_factory`). The data spans 30
+hours and the reports look back one day, which keeps the backfill small and leaves room for
+"older than the lookback".
 
 """
 
@@ -43,7 +44,7 @@ class Step:
 
 @pytest.fixture(scope="module")
 def steps(
-    prometheus_factory: Callable[[SampleMesh], str], tmp_path_factory: pytest.TempPathFactory
+    engine_factory: Callable[[SampleMesh], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[[str], Step]]:
     """One Prometheus and one report per walk-through step, started on first use."""
     done: dict[str, Step] = {}
@@ -51,7 +52,7 @@ def steps(
     def get(name: str) -> Step:
         if name not in done:
             mesh = short_history(STEPS[name]())
-            url = prometheus_factory(mesh)
+            url = engine_factory(mesh)
             folder = tmp_path_factory.mktemp("walkthrough")
             policies = write_policies(mesh, folder)
             done[name] = Step(url, policies, run_report(None, url, policies, folder / "reports"))

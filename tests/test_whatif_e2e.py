@@ -1,4 +1,5 @@
-"""`what-if` end to end: the CLI in process against a real Prometheus holding the demo mesh.
+"""`what-if` end to end: the CLI in process against a real Prometheus holding the demo mesh
+(and, for the answers that rest on the data, a real VictoriaMetrics too).
 
 0 only on evidence that nothing observed is cut off, 3 when an observed client would be cut off
 (even when other parts are in doubt), 2 when it cannot tell, 1 on bad input. It follows the
@@ -25,7 +26,8 @@ from analyzer.config import ReportConfig
 from analyzer.sample import catalogue
 from analyzer.sample.mesh import SampleMesh, peer_authentication
 from tests.support.e2e import LOOKBACK, short_history, write_policies
-from tests.support.prometheus import PrometheusServer, free_port
+from tests.support.engines import EngineFactory
+from tests.support.prometheus import free_port
 
 MESH_STRICT = peer_authentication("istio-system", "default", "STRICT")
 SHOP_STRICT = peer_authentication("shop", "default", "STRICT")  # shop is READY: all mTLS
@@ -51,8 +53,16 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(prometheus_factory: Callable[[SampleMesh], str], tmp_path_factory: pytest.TempPathFactory) -> Served:
+    """For the tests of how input is read, which do not depend on the query engine."""
     mesh = short_history(catalogue.demo())
     return Served(prometheus_factory(mesh), write_policies(mesh, tmp_path_factory.mktemp("whatif")))
+
+
+@pytest.fixture(scope="module")
+def on_engine(engine_factory: EngineFactory, tmp_path_factory: pytest.TempPathFactory) -> Served:
+    """The same mesh on each query engine, for the tests whose answer rests on the data."""
+    mesh = short_history(catalogue.demo())
+    return Served(engine_factory(mesh), write_policies(mesh, tmp_path_factory.mktemp("whatif")))
 
 
 def proposal(tmp_path: Path, *docs: object, name: str = "proposal.yaml") -> Path:
@@ -71,23 +81,17 @@ def what_if(capsys: pytest.CaptureFixture[str], url: str, policies: Path, apply:
 # -- rules of doubt ------------------------------------------------------------------------------------
 
 
-def test_a_ready_namespace_is_safe(served: Served, tmp_path: Path, capsys) -> None:
+def test_a_ready_namespace_is_safe(on_engine: Served, tmp_path: Path, capsys) -> None:
     """The control for the doubts below: the same proposal, nothing in doubt, is 0."""
-    answer = what_if(capsys, served.url, served.policies, proposal(tmp_path, SHOP_STRICT), "-o", "json")
+    answer = what_if(capsys, on_engine.url, on_engine.policies, proposal(tmp_path, SHOP_STRICT), "-o", "json")
     assert answer.code == 0, answer.out
     assert answer.json["verdict"] == "safe"
     assert answer.json["doubts"] == []
     assert answer.json["changed_workloads"] == ["shop/cart", "shop/catalog", "shop/frontend"]
 
 
-def test_no_istio_data_cannot_tell(served: Served, tmp_path: Path, capsys) -> None:
-    empty = PrometheusServer(tmp_path / "empty")
-    (tmp_path / "empty").mkdir()
-    url = empty.start()
-    try:
-        answer = what_if(capsys, url, served.policies, proposal(tmp_path, SHOP_STRICT))
-    finally:
-        empty.stop()
+def test_no_istio_data_cannot_tell(engine_factory: EngineFactory, on_engine: Served, tmp_path: Path, capsys) -> None:
+    answer = what_if(capsys, engine_factory.empty(), on_engine.policies, proposal(tmp_path, SHOP_STRICT))
     assert answer.code == 2, answer.out
     assert "holds no server-side Istio request metrics" in answer.out and "--prometheus-url" in answer.out
     assert "no client observed in the window would be cut off" not in answer.out
@@ -151,23 +155,23 @@ def test_a_failed_totals_query_cannot_tell(served: Served, failing_totals: str, 
     assert any(d.startswith("query failed (totals:") for d in answer.json["doubts"]), answer.json
 
 
-def test_unreadable_labels_on_a_reached_workload_cannot_tell(served: Served, tmp_path: Path, capsys) -> None:
-    answer = what_if(capsys, served.url, served.policies, proposal(tmp_path, ANALYTICS_STRICT))
+def test_unreadable_labels_on_a_reached_workload_cannot_tell(on_engine: Served, tmp_path: Path, capsys) -> None:
+    answer = what_if(capsys, on_engine.url, on_engine.policies, proposal(tmp_path, ANALYTICS_STRICT))
     assert answer.code == 2, answer.out
     line = next(x for x in answer.out.splitlines() if x.startswith("cannot tell: analytics/reports"))
     assert "connection_security_policy" in line
 
 
-def test_a_cut_off_wins_over_doubt_and_says_both(served: Served, tmp_path: Path, capsys) -> None:
-    answer = what_if(capsys, served.url, served.policies, proposal(tmp_path, MESH_STRICT, ANALYTICS_STRICT))
+def test_a_cut_off_wins_over_doubt_and_says_both(on_engine: Served, tmp_path: Path, capsys) -> None:
+    answer = what_if(capsys, on_engine.url, on_engine.policies, proposal(tmp_path, MESH_STRICT, ANALYTICS_STRICT))
     assert answer.code == 3, answer.out
     assert "would be cut off" in answer.out
     assert "cannot tell: analytics/reports" in answer.out
 
 
-def test_a_quiet_workload_is_safe_but_says_there_was_no_evidence(served: Served, tmp_path: Path, capsys) -> None:
+def test_a_quiet_workload_is_safe_but_says_there_was_no_evidence(on_engine: Served, tmp_path: Path, capsys) -> None:
     catalog = peer_authentication("shop", "catalog-strict", "STRICT", selector={"app": "catalog"})
-    answer = what_if(capsys, served.url, served.policies, proposal(tmp_path, catalog), "-o", "json")
+    answer = what_if(capsys, on_engine.url, on_engine.policies, proposal(tmp_path, catalog), "-o", "json")
     assert answer.code == 0
     assert any("no traffic in the window" in w and "no evidence" in w for w in answer.json["warnings"])
 
@@ -240,8 +244,8 @@ def test_a_target_matching_no_workload_warns(served: Served, tmp_path: Path, cap
 # -- the answer, and the headline ----------------------------------------------------------------------
 
 
-def test_json_answer_counts_clients_and_edges_apart(served: Served, tmp_path: Path, capsys) -> None:
-    answer = what_if(capsys, served.url, served.policies, proposal(tmp_path, MESH_STRICT), "-o", "json")
+def test_json_answer_counts_clients_and_edges_apart(on_engine: Served, tmp_path: Path, capsys) -> None:
+    answer = what_if(capsys, on_engine.url, on_engine.policies, proposal(tmp_path, MESH_STRICT), "-o", "json")
     assert answer.code == 3
     data = answer.json
     assert data["verdict"] == "cut_off" and data["exit_code"] == 3

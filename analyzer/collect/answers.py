@@ -1,9 +1,10 @@
 """Strict reading of a Prometheus query API answer: anything we cannot fully trust is a failed query.
 
 A false READY hides in answers that look fine: HTTP 200 with `status: "error"`, a Thanos partial
-answer (`status: success` plus `warnings`), NaN or Inf samples, a scalar where a vector was
-asked for. Each of these raises `QueryFailed` with a short reason; nothing is silently dropped.
-See docs/semantics.md for what each answer field means.
+answer (`status: success` plus `warnings`), a VictoriaMetrics cluster one (`isPartial: true`),
+NaN or Inf samples, a scalar where a vector was asked for. Each of these raises `QueryFailed`
+with a short reason; nothing is silently dropped. See docs/semantics.md for what each answer
+field means, docs/backends.md for the engines.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def _envelope(body: bytes) -> Any:
     if status != "success":
         detail = parsed.get("error") or parsed.get("errorType") or "no error text"
         raise QueryFailed(f"status {clip(str(status), 40)!r}: {clip(str(detail))}")
+    # VictoriaMetrics cluster: some vmstorage nodes did not answer. Anything but an explicit false
+    # (or no field, as single-node VictoriaMetrics and Prometheus send) counts as partial.
+    if parsed.get("isPartial", False) is not False:
+        raise QueryFailed(
+            f"answer is partial (isPartial: {clip(repr(parsed['isPartial']), 20)}): a storage node did not answer"
+        )
     warnings = parsed.get("warnings") or []
     if warnings:
         raise QueryFailed(f"answer carries warnings (data may be partial): {clip('; '.join(map(str, warnings)))}")

@@ -35,16 +35,13 @@ class Job:
         return f"{self.name} ({self.query.part})"
 
 
-def jobs(window: timedelta) -> list[Job]:
-    """Totals and timeline of each metric, each in its two parts: independent, so sent concurrently."""
+def jobs(window: timedelta, parts: tuple[str, ...] = queries.PARTS) -> list[Job]:
+    """Totals and timeline of each metric, each in its parts (two in PromQL, one in MetricsQL):
+    independent, so sent concurrently."""
     step = queries.timeline_step(window)
-    totals = [
-        Job(f"totals:{m}", queries.WindowTotals(m, window, part)) for m in queries.METRICS for part in queries.PARTS
-    ]
+    totals = [Job(f"totals:{m}", queries.WindowTotals(m, window, part)) for m in queries.METRICS for part in parts]
     timeline = [
-        Job(f"timeline:{m}", queries.PlaintextTimeline(m, step, part), step)
-        for m in queries.METRICS
-        for part in queries.PARTS
+        Job(f"timeline:{m}", queries.PlaintextTimeline(m, step, part), step) for m in queries.METRICS for part in parts
     ]
     return totals + timeline
 

@@ -40,6 +40,7 @@ log = logging.getLogger("mtls_readiness")
 
 # 500 too: Thanos and Mimir answer a store's hiccup with it, and the next try usually succeeds.
 RETRIED_STATUSES = (429, 500, 502, 503, 504)
+NO_PARTIAL = {"partial_response": "false", "deny_partial_response": "1"}
 
 
 def redact_url(url: str) -> str:
@@ -119,14 +120,15 @@ class PrometheusClient:
         """Values of `label` on series matching any selector in [start, end]: read from the index,
         so it loads no samples and succeeds where a query over the same series is too big."""
         params = {"match[]": selectors, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}"}
-        params.update(self.settings.extra_params)
+        params.update({**NO_PARTIAL, **self.settings.extra_params})
         path = f"label/{label}/values"
         self._record(path, params)
         return read_label_values(self._send("GET", path, params))
 
     def _query(self, path: str, params: dict, expected: str) -> list[dict]:
-        # partial_response=false: Thanos then refuses instead of answering from the stores it reached.
-        form = {**params, "partial_response": "false", **self.settings.extra_params}
+        # Refuse partial answers where the engine can: Thanos reads partial_response=false,
+        # VictoriaMetrics cluster deny_partial_response=1; each engine ignores the other's.
+        form = {**params, **NO_PARTIAL, **self.settings.extra_params}
         self._record(path, form)
         return read_query(self._send("POST", path, form), expected)
 
@@ -204,7 +206,7 @@ class PrometheusTrafficSource:
         traffic = Traffic(window_start=window_start, window_end=window_end, source=self.source)
         started = time.monotonic()
         step = queries.timeline_step(window)
-        jobs = {job.key: job for job in plan.jobs(window)}
+        jobs = {job.key: job for job in plan.jobs(window, self._parts(window_end))}
         progress = plan.Progress(len(jobs))
 
         def run(item: tuple[str, plan.Job]) -> tuple[str, Answer]:
@@ -258,6 +260,17 @@ class PrometheusTrafficSource:
             time.monotonic() - started,
         )
         return traffic
+
+    def _parts(self, at: datetime) -> tuple[str, ...]:
+        """MetricsQL's one exact part where the engine speaks it (VictoriaMetrics), else PromQL's
+        two. Any doubt keeps PromQL's parts: on VictoriaMetrics they can only over-count (a new
+        counter's first value, twice), never miss a count."""
+        try:
+            self.client.instant(queries.MetricsqlProbe().promql(), at)
+        except (QueryFailed, requests.exceptions.RequestException):
+            return queries.PARTS
+        log.info("%s speaks MetricsQL (VictoriaMetrics): counting with increase_pure()", self.source)
+        return queries.METRICSQL_PARTS
 
     def _ask(self, job: plan.Job, window_start: datetime, window_end: datetime) -> Answer:
         try:

@@ -64,6 +64,20 @@ def _selector(metric: str, extra: str = "", namespace: str | None = None) -> str
 # match every series on all the labels twice, which cost 5x the parts on a 40,000-edge mesh.
 GROWN, BORN = "grown", "born"
 PARTS = (GROWN, BORN)
+# VictoriaMetrics (MetricsQL) instead: its increase() already counts some born counters from 0
+# (when the first value is small next to the growth), so GROWN + BORN would count their first
+# value twice. increase_pure() counts every counter without an earlier sample from 0, the
+# previous sample otherwise: growth and births in one exact query (docs/backends.md).
+WHOLE = "whole"
+METRICSQL_PARTS = (WHOLE,)
+
+
+def _part(part: str, sel: str, span: str) -> str:
+    if part == GROWN:
+        return f"increase({sel}[{span}])"
+    if part == WHOLE:
+        return f"increase_pure({sel}[{span}])"
+    return _born(sel, span)
 
 
 def _born(sel: str, span: str) -> str:
@@ -88,9 +102,7 @@ class WindowTotals:
 
     def promql(self) -> str:
         sel = _selector(self.metric, namespace=self.namespace)
-        w = duration(self.window)
-        inner = f"increase({sel}[{w}])" if self.part == GROWN else _born(sel, w)
-        return f"sum by ({BY}) ({inner})"
+        return f"sum by ({BY}) ({_part(self.part, sel, duration(self.window))})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +122,14 @@ class PlaintextTimeline:
 
     def promql(self) -> str:
         sel = _selector(self.metric, 'connection_security_policy!="mutual_tls"', self.namespace)
-        s = duration(self.step)
-        inner = f"increase({sel}[{s}])" if self.part == GROWN else _born(sel, s)
-        return f"sum by ({BY}) ({inner})"
+        return f"sum by ({BY}) ({_part(self.part, sel, duration(self.step))})"
+
+
+class MetricsqlProbe:
+    """Does the engine speak MetricsQL? Prometheus, Thanos and Mimir refuse the function."""
+
+    def promql(self) -> str:
+        return "increase_pure(vector(1)[2m:1m])"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import requests
 
+from analyzer.collect.queries import MetricsqlProbe
+
 
 @dataclass(frozen=True)
 class Request:
@@ -32,12 +34,14 @@ class Request:
 
     @property
     def kind(self) -> str:
-        """check, coverage, totals, timeline or labels: which of the job's requests this is."""
+        """check, probe, coverage, totals, timeline or labels: which of the job's requests this is."""
         q = self.query
         if self.path.startswith("/api/v1/label/"):
             return "labels"
         if q == "vector(1)":
             return "check"
+        if q == MetricsqlProbe().promql():
+            return "probe"
         if q.startswith("count("):
             return "coverage"
         return "timeline" if self.path == "/api/v1/query_range" else "totals"
