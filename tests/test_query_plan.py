@@ -199,3 +199,14 @@ def test_victoriametrics_gives_the_same_edges_with_one_exact_query_per_count(
     # The timeline names the same plaintext edges.
     edge = ["source_namespace", "source_workload", "destination_namespace", "destination_workload"]
     assert set(map(tuple, got.timeline[edge].values)) == set(map(tuple, want.timeline[edge].values))
+
+
+def test_the_metricsql_plan_is_one_increase_pure_per_count_over_the_same_series() -> None:
+    promql_jobs, metricsql_jobs = plan.jobs(WINDOW), plan.jobs(WINDOW, queries.METRICSQL_PARTS)
+    assert len(metricsql_jobs) == len(promql_jobs) // 2 == 4
+    assert [j.name for j in metricsql_jobs] == [j.name for j in promql_jobs if j.query.part == queries.GROWN]
+    for job in metricsql_jobs:
+        grown = next(j for j in promql_jobs if j.name == job.name and j.query.part == queries.GROWN)
+        # The same selector, range and grouping; only the function differs.
+        assert job.query.promql() == grown.query.promql().replace("increase(", "increase_pure(")
+        assert job.step == grown.step

@@ -7,6 +7,7 @@ searchable at once. A missing binary fails the test (tests/run.sh installs Debia
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,8 +20,6 @@ import requests
 
 from analyzer.sample.mesh import SampleMesh, openmetrics_lines
 from tests.support.prometheus import free_port
-
-BINARY = "/usr/bin/victoria-metrics"
 
 
 def prometheus_text(openmetrics: Iterator[str]) -> Iterator[bytes]:
@@ -40,14 +39,15 @@ class VictoriaMetricsServer:
     process: subprocess.Popen | None = None
 
     def start(self) -> str:
-        if not Path(BINARY).is_file():
-            pytest.fail(f"{BINARY} not found: run tests through tests/run.sh, which installs Debian's victoria-metrics")
+        binary = shutil.which("victoria-metrics")
+        if binary is None:
+            pytest.fail("victoria-metrics not found: run tests through tests/run.sh, which installs Debian's package")
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         log = (self.workdir / "victoria-metrics.log").open("w")
         self.process = subprocess.Popen(
             [
-                BINARY,
+                binary,
                 f"-storageDataPath={self.workdir / 'data'}",
                 f"-httpListenAddr=127.0.0.1:{port}",
                 "-retentionPeriod=400d",
