@@ -85,6 +85,7 @@ def test_the_expected_kustomizations_exist():
         "cronjob/examples/mimir",
         "cronjob/examples/client-certificate",
         "cronjob/examples/secret-headers",
+        "cronjob/examples/victoriametrics",
         "cronjob/overlays/native-sidecar",
         "cronjob/overlays/ambient",
     }
@@ -393,6 +394,10 @@ def test_every_configmap_key_is_an_env_twin_that_parses(rendered, monkeypatch):
         (
             "secret-headers",
             {"MTLS_READINESS_PROMETHEUS_HEADER_FILE": "X-Api-Key: /etc/mtls-readiness/prometheus/x-api-key"},
+        ),
+        (
+            "victoriametrics",
+            {"MTLS_READINESS_PROMETHEUS_URL": "http://vmselect.monitoring.svc:8481/select/0/prometheus"},
         ),
     ],
 )
