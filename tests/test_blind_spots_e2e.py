@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from analyzer.cli import main
 from analyzer.model.inventory import Dataplane
@@ -111,6 +112,7 @@ def _prometheus(mesh: SampleMesh, objects: list[dict], workdir: Path, now: datet
 class Served:
     report: Report
     result_dir: Path
+    inputs: list[str]  # the --policies-from/--kubeconfig/--prometheus-url/--lookback arguments
 
 
 @pytest.fixture(scope="module")
@@ -124,22 +126,10 @@ def served(kube_api_factory, tmp_path_factory: pytest.TempPathFactory, now: date
     try:
         kubeconfig = str(api.write_kubeconfig(workdir / "kubeconfig"))
         out = workdir / "out"
-        code = main(
-            [
-                "report",
-                "--policies-from",
-                "kube",
-                "--kubeconfig",
-                kubeconfig,
-                "--prometheus-url",
-                prometheus.url,
-                "--lookback",
-                "1d",
-                "--output-dir",
-                str(out),
-            ]
-        )
-        yield Served(read_latest(out, code), out)
+        inputs = ["--policies-from", "kube", "--kubeconfig", kubeconfig, "--prometheus-url", prometheus.url]
+        inputs += ["--lookback", "1d"]
+        code = main(["report", *inputs, "--output-dir", str(out)])
+        yield Served(read_latest(out, code), out, inputs)
     finally:
         prometheus.stop()
 
@@ -198,6 +188,33 @@ def test_lint_names_the_client_a_disabling_destination_rule_affects_with_evidenc
     assert evidence.startswith("orders/web -> orders/billing: ") and "plaintext requests, last seen" in evidence
     count = float(evidence.split(": ")[1].split()[0])
     assert count == pytest.approx(240 * 24, rel=0.03)  # a day of 240 plaintext requests an hour
+
+
+@pytest.mark.parametrize(
+    ("namespace", "blind"),
+    [("shop", "shop/api"), ("stats", "stats/collector")],
+    ids=["unscraped proxy", "metrics disabled by Telemetry"],
+)
+def test_what_if_cannot_call_a_proposal_safe_where_the_telemetry_is_blind(
+    served, tmp_path: Path, capsys, namespace: str, blind: str
+):
+    proposal = tmp_path / "strict.yaml"
+    proposal.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "security.istio.io/v1",
+                "kind": "PeerAuthentication",
+                "metadata": {"name": "default", "namespace": namespace},
+                "spec": {"mtls": {"mode": "STRICT"}},
+            }
+        ),
+        encoding="utf-8",
+    )
+    code = main(["what-if", "--apply", str(proposal), *served.inputs, "-o", "json"])
+    answer = json.loads(capsys.readouterr().out)
+    assert code == 2, answer
+    assert answer["verdict"] != "safe"
+    assert any(blind in json.dumps(d) for d in answer["doubts"]), answer["doubts"]
 
 
 def test_result_json_carries_the_same_findings(served):
