@@ -11,6 +11,7 @@ import pytest
 from analyzer.analyse import blind_spots, lint
 from analyzer.analyse.policy_engine import PolicyEngine
 from analyzer.analyse.readiness import Settings, analyse
+from analyzer.collect.manifests import build_inventory
 from analyzer.model.inventory import Dataplane, Inventory, Workload
 from analyzer.model.observability import MetricsOverride, MetricsRule, Service, ServicePort, Telemetry
 from analyzer.model.policy import DestinationRule, Mode, PeerAuthentication
@@ -364,3 +365,18 @@ def test_lint_rules(
     findings = lint.lint(inv, PolicyEngine(policies, ROOT), edges, ROOT)
     assert [(f.rule, f.policy) for f in findings] == want
     assert phrase in " ".join([f.detail for f in findings] + [e for f in findings for e in f.evidence])
+
+
+def test_an_unreadable_telemetry_is_skipped_with_a_warning_and_doubts_its_namespace() -> None:
+    bad = {
+        "apiVersion": "telemetry.istio.io/v1",
+        "kind": "Telemetry",
+        "metadata": {"name": "odd", "namespace": "shop"},
+        "spec": {"metrics": [{"overrides": [{"match": {"mode": "SERVERS"}, "disabled": True}]}]},
+    }
+    inv = build_inventory([(bad, "file.yaml")])
+    assert inv.telemetries == []
+    [problem] = inv.problems
+    assert "skipped Telemetry shop/odd" in problem and "mode" in problem
+    assert inv.policy_doubts == {"shop": [inv.policy_doubts["shop"][0]]}
+    assert "Telemetry shop/odd could not be read" in inv.policy_doubts["shop"][0]

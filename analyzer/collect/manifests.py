@@ -419,7 +419,16 @@ def build_inventory(
             elif kind == "Service" and _group(obj) in ("", "v1"):
                 inv.services.append(service(obj, default_namespace))
             elif kind == "Telemetry" and _group(obj) == TELEMETRY_GROUP:
-                inv.telemetries.append(telemetry(obj, default_namespace))
+                try:
+                    inv.telemetries.append(telemetry(obj, default_namespace))
+                except ObjectError as exc:
+                    # It may disable the metrics its namespace's verdicts rest on (the whole mesh
+                    # from the root namespace): those verdicts cannot be READY.
+                    scope = _pa_namespace(obj, default_namespace) or root_namespace
+                    inv.policy_doubts.setdefault(scope, []).append(
+                        f"Telemetry {ref(obj).split(' ', 1)[1]} could not be read ({exc}); it may disable metrics"
+                    )
+                    raise
             elif kind in WORKLOAD_KINDS:
                 kind, shape = read_workload(obj)
                 pending.append((kind, shape))
