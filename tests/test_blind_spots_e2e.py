@@ -14,11 +14,12 @@ import pytest
 import yaml
 
 from analyzer.cli import main
+from analyzer.collect.kube import read_cluster
 from analyzer.model.inventory import Dataplane
 from analyzer.sample.mesh import Flow, MeshWorkload, SampleMesh, destination_rule_disable, openmetrics_lines
 from tests.support.browser import DESKTOP, PHONE, BrowserError, Chromium
 from tests.support.e2e import HISTORY, Report, read_latest
-from tests.support.kube_api import FakeKubeAPI
+from tests.support.kube_api import FORBIDDEN, NOT_FOUND, FakeKubeAPI
 from tests.support.prometheus import PrometheusServer
 
 NONE = Dataplane.NONE
@@ -251,3 +252,34 @@ def test_the_blind_spot_section_reads_in_chromium_and_is_axe_clean(served, brows
     lint = page.evaluate("""[...document.querySelectorAll('ul.lint > li')].map(li => li.innerText)""")
     assert any("destination-rule-disable" in item and "orders/web -> orders/billing" in item for item in lint)
     assert page.axe() == []
+
+
+def test_a_forbidden_or_missing_blind_spot_list_degrades_that_check_and_never_fails_the_read(
+    kube_api_factory, tmp_path
+):
+    api = kube_api_factory(
+        _cluster(_mesh()), faults={"/api/v1/services": FORBIDDEN, "/apis/telemetry.istio.io": NOT_FOUND}
+    )
+    inventory = read_cluster(kubeconfig=str(api.write_kubeconfig(tmp_path / "kubeconfig")))
+    assert inventory.services == [] and inventory.telemetries == []
+    forbidden, missing = inventory.unavailable_checks
+    assert "403 Forbidden" in forbidden and 'resources: ["services"]' in forbidden
+    assert "headless services" in forbidden
+    assert "no telemetries.telemetry.istio.io v1 or v1alpha1 served" in missing
+    assert inventory.warnings[:2] == [forbidden, missing]
+    assert inventory.workloads  # the rest of the cluster was read
+
+
+def test_a_malformed_telemetry_from_the_cluster_is_one_warning_and_a_doubt(kube_api_factory, tmp_path):
+    bad = {
+        "apiVersion": "telemetry.istio.io/v1",
+        "kind": "Telemetry",
+        "metadata": {"name": "broken", "namespace": "stats"},
+        "spec": {"metrics": [{"overrides": [{"disabled": "yes please"}]}]},
+    }
+    api = kube_api_factory([*_cluster(_mesh()), bad])
+    inventory = read_cluster(kubeconfig=str(api.write_kubeconfig(tmp_path / "kubeconfig")))
+    [problem] = inventory.problems
+    assert "skipped Telemetry stats/broken" in problem
+    assert [t.ref for t in inventory.telemetries] == ["stats/no-metrics"]
+    assert any("Telemetry stats/broken could not be read" in d for d in inventory.policy_doubts["stats"])
