@@ -381,6 +381,7 @@ class Analysis:
         unknown = sum(1 for w in workloads if w.verdict is Verdict.UNKNOWN)
         if unknown:
             warnings.append(f"{unknown} workload(s) are UNKNOWN: the data needed was missing; see their reasons")
+        edges = self.edges()
         result = RunResult(
             run_id=self.settings.run_id,
             generated_at=self.settings.generated_at,
@@ -391,7 +392,7 @@ class Analysis:
             root_namespace=self.settings.root_namespace,
             workloads=workloads,
             namespaces=self.namespaces(workloads),
-            edges=(edges := self.edges()),
+            edges=edges,
             mesh=self.mesh(workloads),
             timeline=plaintext_points(self.timeline, PLAINTEXT),
             warnings=warnings,
