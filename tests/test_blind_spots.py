@@ -187,10 +187,10 @@ BLIND_CASES = [
             telemetries=[telemetry("shop/sd", MetricsOverride(disabled=True), providers=("stackdriver",))],
         ),
         traffic(),
+        ["telemetry-providers"],
         [],
-        [],
-        "",
-        id="a Telemetry for another provider leaves Prometheus alone",
+        "for stackdriver only",
+        id="a Telemetry for another provider is shown, its override not taken for Prometheus",
     ),
     pytest.param(
         inventory(

@@ -45,6 +45,7 @@ EXCLUDED = "excluded-ports"
 NO_PROXY = "no-proxy-telemetry"
 DISABLED = "telemetry-disabled"
 FILTERED = "telemetry-filtered"
+PROVIDERS = "telemetry-providers"
 HOST_NETWORK = "host-network"
 HEADLESS = "headless-service"
 PORT_LEVEL = "port-level-mtls"
@@ -235,6 +236,18 @@ def telemetry_overrides(inventory: Inventory, root_namespace: str, out: Findings
                     continue
                 disabled = disabled or o.disabled
                 removed |= set(o.removed_tags) & READ_LABELS
+        others = sorted({p for rule in t.metrics for p in rule.providers if p != PROMETHEUS})
+        if others and not any(_reaches_prometheus(rule.providers) for rule in t.metrics):
+            # Whether naming other providers takes Prometheus off istiod's merged provider list is
+            # not modelled: shown, never taken as "metrics flow" nor as "metrics stopped".
+            out.add(
+                BlindSpot(
+                    PROVIDERS,
+                    f"Telemetry {t.ref}",
+                    f"Telemetry {t.ref} configures metrics for {', '.join(others)} only: check that its "
+                    "workloads' request metrics still reach Prometheus",
+                )
+            )
         if not disabled and not removed:
             continue
         hit = [w for w in sidecars if _in_scope(t, w, root_namespace)]

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True)
 class BlindSpot:
-    """A place the metrics cannot see (docs/semantics.md, section 7).
+    """A place the metrics cannot see (docs/semantics.md, section 8).
 
-    kind: excluded-ports, no-proxy-telemetry, telemetry-disabled, telemetry-filtered, host-network,
-    headless-service, port-level-mtls or check-unavailable. `subject` is "ns/name" (or "mesh").
+    kind: excluded-ports, no-proxy-telemetry, telemetry-disabled, telemetry-filtered,
+    telemetry-providers, host-network, headless-service, port-level-mtls or check-unavailable.
+    `subject` is "ns/name", "Telemetry ns/name", "Service ns/name" or "mesh".
     `affects_verdict` is true when the workload's verdict could not rest on metrics (it is UNKNOWN)."""
 
     kind: str
