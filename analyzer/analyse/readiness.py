@@ -12,9 +12,10 @@ from functools import cached_property
 
 import pandas as pd
 
-from analyzer.analyse import advice, remediation
+from analyzer.analyse import advice, blind_spots, remediation
 from analyzer.analyse.classify import MTLS, PLAINTEXT, UNREADABLE, classify
 from analyzer.analyse.figures import doubts, plaintext_points, summarise
+from analyzer.analyse.lint import lint
 from analyzer.analyse.policy_engine import NAMESPACE, WORKLOAD, PolicyEngine, Resolution
 from analyzer.analyse.verdicts import (
     UNNAMED,
@@ -58,6 +59,7 @@ class Analysis:
         self.evidence: dict[tuple[str, str], Evidence] = defaultdict(Evidence)
         self.unattributed: dict[str, Evidence] = defaultdict(Evidence)
         self._gather_evidence()
+        self.blind = blind_spots.find(inventory, traffic, self.engine, settings.root_namespace)
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -101,6 +103,7 @@ class Analysis:
     def doubts_for(self, namespace: str, name: str, workload: Workload | None) -> list[str]:
         doubts = list(self.doubts)
         doubts += scoped_doubts(self.traffic, self.inventory, namespace, name, self.settings.root_namespace)
+        doubts += self.blind.doubts.get((namespace, name), ())  # no telemetry there: NO_TRAFFIC/READY mean nothing
         ev = self.evidence.get((namespace, name))
         if ev is not None and ev.unreadable > 0:
             doubts.append(
@@ -374,9 +377,11 @@ class Analysis:
             warnings.append(
                 f"{unreadable} workload(s) have traffic without a readable connection_security_policy label"
             )
+        warnings += self.blind.warnings
         unknown = sum(1 for w in workloads if w.verdict is Verdict.UNKNOWN)
         if unknown:
             warnings.append(f"{unknown} workload(s) are UNKNOWN: the data needed was missing; see their reasons")
+        edges = self.edges()
         result = RunResult(
             run_id=self.settings.run_id,
             generated_at=self.settings.generated_at,
@@ -387,7 +392,7 @@ class Analysis:
             root_namespace=self.settings.root_namespace,
             workloads=workloads,
             namespaces=self.namespaces(workloads),
-            edges=self.edges(),
+            edges=edges,
             mesh=self.mesh(workloads),
             timeline=plaintext_points(self.timeline, PLAINTEXT),
             warnings=warnings,
@@ -395,6 +400,8 @@ class Analysis:
             misconfigurations=self.engine.ignored_policies(),
             doubts=doubts(self.traffic, self.inventory, self.doubts),
             cluster=self.settings.cluster,
+            blind_spots=self.blind.spots,
+            lint=lint(self.inventory, self.engine, edges, self.settings.root_namespace),
         )
         return summarise(result)
 

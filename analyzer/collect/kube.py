@@ -50,6 +50,9 @@ class Resource:
     plural: str
     kind: str
     optional: bool = False  # a CRD: absent where Istio is not installed, which is reported, not fatal
+    # Set for lists only a blind-spot check needs: a 403 (or a missing CRD) costs that check, with
+    # this warning, never the run.
+    degrades: str = ""
 
     def rbac_rule(self) -> str:
         return f'apiGroups: ["{self.group}"], resources: ["{self.plural}"], verbs: ["list"]'
@@ -66,9 +69,21 @@ PEER_AUTHENTICATIONS = Resource(
 DESTINATION_RULES = Resource(
     "networking.istio.io", ("v1", "v1beta1", "v1alpha3"), "destinationrules", "DestinationRule", optional=True
 )
+SERVICES = Resource(
+    "", ("v1",), "services", "Service", degrades="headless services and DestinationRule hosts cannot be checked"
+)
+# Telemetry is v1 from Istio 1.22, v1alpha1 before.
+TELEMETRIES = Resource(
+    "telemetry.istio.io",
+    ("v1", "v1alpha1"),
+    "telemetries",
+    "Telemetry",
+    optional=True,
+    degrades="Telemetry resources that disable or filter request metrics cannot be found",
+)
 # Pod owners are only needed for ReplicaSet -> Deployment. Job -> CronJob is read from the Job's
 # name as istiod does (manifests.workload_identity), so Jobs need no list and no RBAC rule.
-RESOURCES = (NAMESPACES, PEER_AUTHENTICATIONS, DESTINATION_RULES, REPLICA_SETS, PODS)
+RESOURCES = (NAMESPACES, PEER_AUTHENTICATIONS, DESTINATION_RULES, REPLICA_SETS, PODS, SERVICES, TELEMETRIES)
 
 
 @dataclass(slots=True)
@@ -79,6 +94,7 @@ class ClusterObjects:
     warnings: list[str] = field(default_factory=list)
     where: str = ""
     counts: dict[str, int] = field(default_factory=dict)
+    unavailable: list[str] = field(default_factory=list)  # blind-spot checks that cannot run (also in warnings)
 
 
 # -- connecting -------------------------------------------------------------------------------
@@ -138,6 +154,10 @@ class _Missing(Exception):
     """Every served version answered 404: the resource (a CRD) is not installed."""
 
 
+class _Forbidden(Exception):
+    """403 on a list only a blind-spot check needs (Resource.degrades)."""
+
+
 def _lister(api_client: Any, resource: Resource, version: str) -> Callable[..., Any]:
     from kubernetes import client
 
@@ -147,6 +167,8 @@ def _lister(api_client: Any, resource: Resource, version: str) -> Callable[..., 
         return client.CoreV1Api(api_client).list_pod_for_all_namespaces
     if resource is REPLICA_SETS:
         return client.AppsV1Api(api_client).list_replica_set_for_all_namespaces
+    if resource is SERVICES:
+        return client.CoreV1Api(api_client).list_service_for_all_namespaces
     custom = client.CustomObjectsApi(api_client)
 
     def list_custom(**kwargs: Any) -> Any:
@@ -239,6 +261,8 @@ def list_pages(
                 if index + 1 < len(resource.versions):
                     continue
                 raise _Missing(resource.plural) from None
+            if exc.status == 403 and resource.degrades:
+                raise _Forbidden(str(_api_error(exc, resource, where))) from None
             raise _api_error(exc, resource, where) from None
         except HTTPError as exc:
             raise _network_error(exc, resource, where, timeout) from None
@@ -321,6 +345,17 @@ def trim(obj: dict) -> dict:
         out["metadata"] = _metadata(meta, owners=True)
     elif kind == "Namespace":
         out["metadata"] = _metadata(meta)
+    elif kind == "Service":
+        spec = obj.get("spec") or {}
+        out["metadata"] = _metadata(meta)
+        out["spec"] = {k: spec[k] for k in ("type", "clusterIP", "selector") if spec.get(k)}
+        ports = [
+            {k: p[k] for k in ("name", "port", "targetPort", "protocol") if k in p}
+            for p in spec.get("ports") or []
+            if isinstance(p, dict)
+        ]
+        if ports:
+            out["spec"]["ports"] = ports
     else:  # PeerAuthentication, DestinationRule: the spec is the policy
         out["metadata"] = _metadata(meta)
         out["spec"] = obj.get("spec") or {}
@@ -352,6 +387,12 @@ def read_objects(
             except _Missing:
                 by_kind[resource.kind] = []
                 read.warnings.append(_missing_warning(resource))  # the CLI logs it with the report's warnings
+                if resource.degrades:
+                    read.unavailable.append(read.warnings[-1])
+            except _Forbidden as exc:
+                by_kind[resource.kind] = []
+                read.warnings.append(f"blind-spot check skipped: {exc}; until then {resource.degrades}")
+                read.unavailable.append(read.warnings[-1])
     finally:
         api_client.close()
     # Only the ReplicaSets that own a pod: old revisions (ten per Deployment by default) name nothing.
@@ -377,6 +418,9 @@ def read_objects(
 
 def _missing_warning(resource: Resource) -> str:
     versions = " or ".join(resource.versions)
+    if resource.degrades:
+        name = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
+        return f"blind-spot check skipped: no {name} {versions} served; {resource.degrades}"
     if resource is PEER_AUTHENTICATIONS:
         return (
             f"{SECURITY_CRDS_MISSING} (no peerauthentications.security.istio.io {versions}): every workload has the "
@@ -391,6 +435,7 @@ def _missing_warning(resource: Resource) -> str:
 def inventory_from(read: ClusterObjects, *, cluster: str = "", root_namespace: str = ROOT_NAMESPACE) -> Inventory:
     inventory = build_inventory(((o, "cluster") for o in read.objects), cluster=cluster, root_namespace=root_namespace)
     inventory.warnings[:0] = read.warnings
+    inventory.unavailable_checks += read.unavailable
     return inventory
 
 

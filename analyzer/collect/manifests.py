@@ -20,6 +20,7 @@ from analyzer.collect import schemas
 from analyzer.collect.schemas import Metadata, PodMetadata, PodSpec, WorkloadObject
 from analyzer.config import ReportConfig
 from analyzer.model.inventory import Dataplane, Inventory, Namespace, Workload
+from analyzer.model.observability import MetricsOverride, MetricsRule, Service, ServicePort, Telemetry
 from analyzer.model.policy import DestinationRule, Mode, PeerAuthentication
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -29,6 +30,9 @@ DEST_RULE_GROUP = "networking.istio.io"
 # istio/istio pkg/kube/util.go: a Job named <cronjob>-<8..10 digit timestamp> belongs to a CronJob.
 _CRONJOB_JOB = re.compile(r"^(.+)-\d{8,10}$")
 ROOT_NAMESPACE = ReportConfig().root_namespace  # callers with settings pass theirs
+TELEMETRY_GROUP = "telemetry.istio.io"
+EXCLUDE_INBOUND = "traffic.sidecar.istio.io/excludeInboundPorts"
+INCLUDE_INBOUND = "traffic.sidecar.istio.io/includeInboundPorts"
 _Shape = TypeVar("_Shape", bound=schemas.Shape)
 
 
@@ -285,6 +289,58 @@ def _workload(
         ports=_ports(pod_spec),
         service_account=pod_spec.serviceAccountName or "default",
         cluster=cluster,
+        host_network=bool(pod_spec.hostNetwork),
+        exclude_inbound_ports=(pod_meta.annotations or {}).get(EXCLUDE_INBOUND),
+        include_inbound_ports=(pod_meta.annotations or {}).get(INCLUDE_INBOUND),
+    )
+
+
+def _live(pod: schemas.PodObject) -> bool:
+    """A pod Prometheus should be scraping: not finished (Istio's sample job drops Succeeded/Failed)."""
+    phase = pod.status.phase if pod.status else None
+    return phase not in ("Succeeded", "Failed")
+
+
+def service(obj: Any, default_namespace: str = "default") -> Service:
+    shape = validate(schemas.ServiceObject, obj)
+    spec = shape.spec or schemas.ServiceSpec()
+    return Service(
+        namespace=shape.metadata.namespace or default_namespace,
+        name=shape.metadata.name,
+        type=spec.type or "ClusterIP",
+        headless=spec.clusterIP == "None",
+        selector=dict(spec.selector or {}),
+        ports=tuple(ServicePort(p.port, p.targetPort or "", p.name or "") for p in spec.ports or []),
+    )
+
+
+def telemetry(obj: Any, default_namespace: str = "default") -> Telemetry:
+    shape = validate(schemas.TelemetryObject, obj)
+    spec = shape.spec or schemas.TelemetrySpec()
+    rules = []
+    for entry in spec.metrics or []:
+        overrides = []
+        for o in entry.overrides or []:
+            match = o.match or schemas.MetricSelector()
+            removed = tuple(
+                sorted(k for k, v in (o.tagOverrides or {}).items() if v is not None and v.operation == "REMOVE")
+            )
+            overrides.append(
+                MetricsOverride(
+                    # A custom metric is none of the standard ones we read.
+                    metric=match.metric or ("CUSTOM" if match.customMetric else "ALL_METRICS"),
+                    mode=match.mode or "CLIENT_AND_SERVER",
+                    disabled=bool(o.disabled),
+                    removed_tags=removed,
+                )
+            )
+        rules.append(MetricsRule(tuple(p.name for p in entry.providers or []), tuple(overrides)))
+    return Telemetry(
+        namespace=shape.metadata.namespace or default_namespace,
+        name=shape.metadata.name,
+        selector=_selector(spec.selector),
+        has_target_refs=bool(spec.targetRefs) or spec.targetRef is not None,
+        metrics=tuple(rules),
     )
 
 
@@ -360,6 +416,19 @@ def build_inventory(
                 inv.warnings += [f"{origin}: {ref(obj)}: {note}" for note in notes]
             elif kind == "DestinationRule" and _group(obj) == DEST_RULE_GROUP:
                 inv.destination_rules.append(destination_rule(obj, default_namespace))
+            elif kind == "Service" and _group(obj) in ("", "v1"):
+                inv.services.append(service(obj, default_namespace))
+            elif kind == "Telemetry" and _group(obj) == TELEMETRY_GROUP:
+                try:
+                    inv.telemetries.append(telemetry(obj, default_namespace))
+                except ObjectError as exc:
+                    # It may disable the metrics its namespace's verdicts rest on (the whole mesh
+                    # from the root namespace): those verdicts cannot be READY.
+                    scope = _pa_namespace(obj, default_namespace) or root_namespace
+                    inv.policy_doubts.setdefault(scope, []).append(
+                        f"Telemetry {ref(obj).split(' ', 1)[1]} could not be read ({exc}); it may disable metrics"
+                    )
+                    raise
             elif kind in WORKLOAD_KINDS:
                 kind, shape = read_workload(obj)
                 pending.append((kind, shape))
@@ -370,7 +439,10 @@ def build_inventory(
     # Workloads last: they need namespace labels (injection) and their owners. Pods come first
     # because they show what really runs; a ReplicaSet or Job folds into its owner's name.
     for kind, shape in sorted(pending, key=lambda item: item[0] != "Pod"):
-        inv.add_workload(_workload(kind, shape, inv.namespaces, owners, default_namespace, cluster))
+        found = _workload(kind, shape, inv.namespaces, owners, default_namespace, cluster)
+        inv.add_workload(found)
+        if isinstance(shape, schemas.PodObject) and _live(shape):
+            inv.pod_workloads[(found.namespace, shape.metadata.name)] = found.key
     if unscoped:
         inv.policy_doubts.setdefault(root_namespace, []).extend(unscoped)
     return inv

@@ -252,6 +252,7 @@ class PrometheusTrafficSource:
         traffic.observations = _concat([f for n, f in frames.items() if n.startswith("totals:")], empty_observations())
         traffic.timeline = _concat([f for n, f in frames.items() if n.startswith("timeline:")], empty_timeline())
         traffic.coverage = self._coverage(window_start, window_end)
+        self._proxy_presence(traffic)
         log.info(
             "collected %d series groups and %d timeline points from %s in %.1fs",
             len(traffic.observations),
@@ -382,6 +383,29 @@ class PrometheusTrafficSource:
                     # UNKNOWN where it would be READY; where plaintext still shows, the timeline lost data.
                     traffic.destination_doubts.setdefault(destination, []).append(reason)
                     traffic.incomplete.append(f"{metric}: {reason}")
+
+    def _proxy_presence(self, traffic: Traffic) -> None:
+        """Which pods' proxies were scraped; read strictly: a failed query leaves the check undone
+        (a warning), never "every pod scraped"."""
+        query = queries.ProxyPresence(traffic.window_end - traffic.window_start).promql()
+        try:
+            answer = self.client.instant(query, traffic.window_end)
+            pods = set()
+            for item in answer:
+                labels = item.get("metric") or {}
+                # A series without the pod labels (a proxy outside Kubernetes) names no pod: skipped,
+                # which can only make a pod look unscraped, never the other way round.
+                if all(isinstance(labels.get(k), str) and labels.get(k) for k in queries.POD_LABELS):
+                    pods.add((labels["namespace"], labels["pod"]))
+        except (QueryFailed, requests.exceptions.RequestException) as exc:
+            reason = exc if isinstance(exc, QueryFailed) else describe(exc, self.client.settings.timeout)
+            traffic.proxy_presence_error = f"query proxy-presence failed: {reason}"
+            traffic.warnings.append(
+                f"{traffic.proxy_presence_error}; unscraped proxies cannot be told from idle workloads"
+            )
+            log.warning("%s", traffic.proxy_presence_error)
+            return
+        traffic.proxy_pods = frozenset(pods)
 
     def _coverage(self, window_start: datetime, window_end: datetime) -> Coverage:
         span = queries.presence_span(window_end - window_start)

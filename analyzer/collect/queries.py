@@ -162,3 +162,21 @@ def timeline_step(window: timedelta) -> timedelta:
 def presence_span(window: timedelta) -> timedelta:
     """How much of the window's start may be empty before we call the data incomplete."""
     return min(max(window / 50, timedelta(minutes=10)), timedelta(hours=6))
+
+
+# Every scraped sidecar exports Envoy's server stats (always included, pkg/bootstrap/config.go),
+# whether or not Telemetry disabled Istio's request metrics. Istio's sample scrape job labels
+# them with the pod's `namespace` and `pod`.
+PROXY_LIVE = "envoy_server_live"
+POD_LABELS = ("namespace", "pod")
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyPresence:
+    """Pods whose proxy Prometheus scraped at least once in the window: a meshed pod missing
+    here has no telemetry, so its "no traffic" means nothing (blind spot)."""
+
+    window: timedelta
+
+    def promql(self) -> str:
+        return f"count by ({', '.join(POD_LABELS)}) (last_over_time({PROXY_LIVE}[{duration(self.window)}]))"

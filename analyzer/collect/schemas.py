@@ -123,6 +123,68 @@ class DestinationRuleObject(Shape):
     spec: DestinationRuleSpec
 
 
+# -- Service (core v1) and Telemetry (telemetry.istio.io v1, v1alpha1): blind-spot checks ------
+
+
+class ServicePortShape(Shape):
+    port: Port
+    name: str | None = None
+    targetPort: Text | None = None  # a number or a port name
+
+
+class ServiceSpec(Shape):
+    type: str | None = None
+    clusterIP: str | None = None
+    selector: StrMap | None = None
+    ports: list[ServicePortShape] | None = None
+
+
+class ServiceObject(Shape):
+    metadata: Metadata
+    spec: ServiceSpec | None = None
+
+
+TagOperation = Literal["UPSERT", "REMOVE"]
+
+
+class TagOverride(Shape):
+    operation: TagOperation | None = None
+    value: str | None = None
+
+
+class MetricSelector(Shape):
+    metric: str | None = None
+    customMetric: str | None = None
+    mode: Literal["CLIENT_AND_SERVER", "CLIENT", "SERVER"] | None = None
+
+
+class MetricsOverrideShape(Shape):
+    match: MetricSelector | None = None
+    disabled: bool | None = None
+    tagOverrides: dict[str, TagOverride | None] | None = None
+
+
+class ProviderRef(Shape):
+    name: str = ""
+
+
+class MetricsShape(Shape):
+    providers: list[ProviderRef] | None = None
+    overrides: list[MetricsOverrideShape] | None = None
+
+
+class TelemetrySpec(Shape):
+    selector: WorkloadSelector | None = None
+    targetRef: Any = None
+    targetRefs: list[Any] | None = None
+    metrics: list[MetricsShape] | None = None
+
+
+class TelemetryObject(Shape):
+    metadata: Metadata
+    spec: TelemetrySpec | None = None
+
+
 # -- Namespace and workloads -------------------------------------------------------------------
 
 
@@ -165,9 +227,14 @@ class CronJobSpec(Shape):
     jobTemplate: JobTemplate | None = None
 
 
+class PodStatus(Shape):
+    phase: str | None = None
+
+
 class PodObject(Shape):
     metadata: Metadata
     spec: PodSpec | None = None
+    status: PodStatus | None = None
 
 
 class ControllerObject(Shape):

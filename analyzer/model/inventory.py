@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from analyzer.model.observability import Service, Telemetry
 from analyzer.model.policy import DestinationRule, PeerAuthentication
 
 
@@ -43,6 +44,11 @@ class Workload:
     ports: tuple[int, ...] = ()
     service_account: str = "default"
     cluster: str = ""
+    host_network: bool = False  # spec.hostNetwork: never injected, never captured
+    # traffic.sidecar.istio.io/excludeInboundPorts and includeInboundPorts as written on the pod
+    # (None: not set); parsed by analyse/blind_spots.py, which warns about values it cannot read.
+    exclude_inbound_ports: str | None = None
+    include_inbound_ports: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -69,6 +75,13 @@ class Inventory:
     # Namespace -> why its policies cannot be trusted: a PeerAuthentication there could not be
     # read (it might be the oldest, deciding one). The root namespace stands for the whole mesh.
     policy_doubts: dict[str, list[str]] = field(default_factory=dict)
+    services: list[Service] = field(default_factory=list)
+    telemetries: list[Telemetry] = field(default_factory=list)
+    # (namespace, pod name) -> the workload key it belongs to; only sources that list pods fill it.
+    pod_workloads: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    # Blind-spot inputs that could not be listed at all (CRD missing, 403): the check that
+    # needed them did not run, which the report says.
+    unavailable_checks: list[str] = field(default_factory=list)
 
     def add_workload(self, workload: Workload) -> None:
         self.workloads.setdefault(workload.key, workload)

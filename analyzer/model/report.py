@@ -14,6 +14,7 @@ from datetime import datetime
 import pandas as pd
 
 from analyzer import __version__
+from analyzer.model.findings import BlindSpot, LintFinding
 
 # Bump when a field changes meaning or is removed; adding a field with a default keeps the version.
 SCHEMA_VERSION = 1
@@ -230,6 +231,10 @@ class RunResult:
     mtls_share: dict[str, float | None] = field(default_factory=dict)  # per unit; None: no such traffic
     blockers: int = 0  # plaintext client -> destination edges that a STRICT switch would cut off
     changes: Changes = field(default_factory=Changes)
+    # Where the metrics cannot see (analyse/blind_spots.py) and policies that do not do what they
+    # look like, with the window's evidence (analyse/lint.py).
+    blind_spots: list[BlindSpot] = field(default_factory=list)
+    lint: list[LintFinding] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:

@@ -68,3 +68,7 @@ class Traffic:
     # Data that no verdict depends on but the report shows (first/last seen, the timeline):
     # missing, the verdicts stand but the run is incomplete.
     incomplete: list[str] = field(default_factory=list)
+    # (namespace, pod) of every proxy Prometheus scraped in the window (queries.ProxyPresence);
+    # None when the source did not ask, or the query failed (then `proxy_presence_error` says why).
+    proxy_pods: frozenset[tuple[str, str]] | None = None
+    proxy_presence_error: str = ""

@@ -56,6 +56,10 @@ def summary(run: RunResult) -> dict[str, Any]:
         "errors": run.errors,
         "misconfigurations": run.misconfigurations,
         "changes": changes_document(run.changes),
+        "blind_spots": [asdict(b) for b in run.blind_spots[:LIST_LIMIT]],
+        "blind_spots_total": len(run.blind_spots),
+        "lint": [asdict(f) for f in run.lint[:LIST_LIMIT]],
+        "lint_total": len(run.lint),
     }
 
 

@@ -36,6 +36,7 @@ RESOURCES: dict[tuple[str, str], tuple[str, tuple[str, ...], bool]] = {
     ("batch", "cronjobs"): ("CronJob", ("v1",), True),
     ("security.istio.io", "peerauthentications"): ("PeerAuthentication", ("v1", "v1beta1"), True),
     ("networking.istio.io", "destinationrules"): ("DestinationRule", ("v1", "v1beta1", "v1alpha3"), True),
+    ("telemetry.istio.io", "telemetries"): ("Telemetry", ("v1", "v1alpha1"), True),
 }
 BUILT_IN_GROUPS = {"", "apps", "batch"}
 
