@@ -14,6 +14,7 @@ from datetime import datetime
 import pandas as pd
 
 from analyzer import __version__
+from analyzer.model.scope import Scope
 
 # Bump when a field changes meaning or is removed; adding a field with a default keeps the version.
 SCHEMA_VERSION = 1
@@ -230,6 +231,8 @@ class RunResult:
     mtls_share: dict[str, float | None] = field(default_factory=dict)  # per unit; None: no such traffic
     blockers: int = 0  # plaintext client -> destination edges that a STRICT switch would cut off
     changes: Changes = field(default_factory=Changes)
+    # What the run looked at (--namespace, --exclude-namespace, --prometheus-selector).
+    scope: Scope = field(default_factory=Scope)
 
     @property
     def complete(self) -> bool:
