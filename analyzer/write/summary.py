@@ -56,6 +56,8 @@ def summary(run: RunResult) -> dict[str, Any]:
         "errors": run.errors,
         "misconfigurations": run.misconfigurations,
         "changes": changes_document(run.changes),
+        # what the run looked at; "limited": only some namespaces, so mesh_verdict is never READY
+        "scope": {**asdict(run.scope), "limited": run.scope.limited},
     }
 
 
