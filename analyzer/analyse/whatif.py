@@ -189,7 +189,8 @@ def _scope_doubts(
     doubts = []
     if any(pa.namespace == root and not pa.selector for pa in strict):
         doubts.append(
-            f"the proposal is mesh-wide, but the run was limited to {scope.describe()}: traffic elsewhere was not read"
+            f"the proposal is mesh-wide, but the scope ({scope.describe()}) left other namespaces out: "
+            "their traffic was not read"
         )
     outside = {pa.namespace for pa in strict if pa.namespace != root and not scope.includes(pa.namespace)}
     for w in analysis.inventory.workloads.values():
