@@ -72,3 +72,34 @@ INCLUDES = {
 @pytest.mark.parametrize("scope, namespace, expected", INCLUDES.values(), ids=INCLUDES.keys())
 def test_scope_includes(scope, namespace, expected):
     assert scope.includes(namespace) is expected
+
+
+def test_doubts_outside_the_scope_are_left_out_mesh_wide_ones_stay():
+    from analyzer.analyse.scoping import keep_doubts
+    from analyzer.model.report import Doubt
+
+    doubts = [
+        Doubt("mesh", "mesh", "a totals query failed"),
+        Doubt("namespace", "team-a", "its split part failed"),
+        Doubt("namespace", "shop", "its split part failed"),
+        Doubt("workload", "team-old/api", "contradiction"),
+        Doubt("workload", "team-a/api", "contradiction"),
+        Doubt("policies", "shop", "unreadable"),
+    ]
+    assert [(d.scope, d.name) for d in keep_doubts(doubts, LIMITED)] == [
+        ("mesh", "mesh"),
+        ("namespace", "team-a"),
+        ("workload", "team-a/api"),
+    ]
+
+
+def test_policy_notes_outside_the_scope_are_left_out_the_root_namespace_stays():
+    from analyzer.analyse.scoping import keep_notes
+
+    notes = [
+        "PeerAuthentication istio-system/x is ignored: a selector in the root namespace",
+        "PeerAuthentication shop/b is ignored: the older namespace-wide policy shop/a wins",
+        "PeerAuthentication team-a/b is ignored: the older namespace-wide policy team-a/a wins",
+        "something else entirely",
+    ]
+    assert keep_notes(notes, LIMITED, "istio-system") == [notes[0], notes[2], notes[3]]

@@ -400,8 +400,8 @@ class Analysis:
             timeline=plaintext_points(self.timeline, PLAINTEXT),
             warnings=warnings,
             errors=list(self.traffic.incomplete),
-            misconfigurations=self.engine.ignored_policies(),
-            doubts=doubts(self.traffic, self.inventory, self.doubts),
+            misconfigurations=scoping.keep_notes(self.engine.ignored_policies(), scope, self.settings.root_namespace),
+            doubts=scoping.keep_doubts(doubts(self.traffic, self.inventory, self.doubts), scope),
             cluster=self.settings.cluster,
             scope=scope,
         )

@@ -9,12 +9,13 @@ is given beside it as the scope's own (`Scope.verdict`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import replace
 
 import pandas as pd
 
-from analyzer.model.report import MeshResult, Verdict
+from analyzer.model.report import Doubt, MeshResult, Verdict
 from analyzer.model.scope import Scope
 
 
@@ -47,3 +48,22 @@ def judge_mesh(mesh: MeshResult, scope: Scope, known_namespaces: Iterable[str]) 
         f"the namespaces in scope are {mesh.verdict.value}"
     )
     return replace(mesh, verdict=Verdict.UNKNOWN, reasons=[note, *mesh.reasons], remediation=""), recorded
+
+
+def keep_doubts(doubts: list[Doubt], scope: Scope) -> list[Doubt]:
+    """Doubts about namespaces outside the scope are not this run's to report; mesh-wide ones stay."""
+    return [d for d in doubts if d.scope == "mesh" or scope.includes(d.name.split("/", 1)[0])]
+
+
+_POLICY_NOTE = re.compile(r"PeerAuthentication ([^/\s]+)/")
+
+
+def keep_notes(notes: list[str], scope: Scope, root_namespace: str) -> list[str]:
+    """Notes on policies of namespaces outside the scope go; the root namespace's reach every one."""
+    kept = []
+    for note in notes:
+        found = _POLICY_NOTE.match(note)
+        ns = found.group(1) if found else ""
+        if not found or ns == root_namespace or scope.includes(ns):
+            kept.append(note)
+    return kept
