@@ -158,3 +158,13 @@ def test_namespace_matchers_include_and_exclude():
         'destination_workload_namespace!~"team-old"',
     ]
     assert matchers.namespace_matchers([], []) == []
+
+
+def test_the_notebook_api_checks_the_selector_as_the_cli_does():
+    from analyzer import api
+    from analyzer.errors import UserError
+
+    config = api._live_config("http://127.0.0.1:9", {"selector": 'cluster="prod", env!="dev"'})
+    assert config.prometheus is not None and config.prometheus.selector == ('cluster="prod"', 'env!="dev"')
+    with pytest.raises(UserError, match="selector"):
+        api._live_config("http://127.0.0.1:9", {"selector": "cluster=prod"})
