@@ -95,7 +95,8 @@ def analyse_live(
 
     `policies_from`: "kube" (kubeconfig, then in-cluster) or a YAML file or folder.
     `prometheus_options`: `bearer_token_file`, `ca_file`, `headers` ({"Name": "value"} or
-    ["Name: value"]), `tenant`, `insecure_skip_verify`, `timeout`, `retries`, `max_parallel`.
+    ["Name: value"]), `tenant`, `insecure_skip_verify`, `timeout`, `retries`, `max_parallel`,
+    `selector` ('cluster="prod"', added to every query).
     """
     config = _live_config(
         prometheus_url,
@@ -153,6 +154,14 @@ def _live_config(url: str, options: Mapping[str, Any], **fields: Any) -> ReportC
     settings: dict[str, Any] = dict(options)
     for name in _PATH_OPTIONS & settings.keys():
         settings[name] = Path(settings[name]) if settings[name] is not None else None
+    if "selector" in settings:  # 'cluster="prod"' or a list of matchers, checked as the CLI checks them
+        from analyzer.collect.matchers import parse_selector
+
+        given = settings["selector"]
+        try:
+            settings["selector"] = tuple(parse_selector([given] if isinstance(given, str) else given))
+        except ValueError as exc:
+            raise UserError(f"selector: {exc}") from None
     headers = settings.get("headers", ())
     if isinstance(headers, Mapping):
         settings["headers"] = tuple(f"{k}: {v}" for k, v in headers.items())

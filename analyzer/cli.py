@@ -114,6 +114,24 @@ def _add_window(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root-namespace", default="istio-system", help="meshConfig.rootNamespace (default: istio-system)")
 
 
+def _add_scope(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="report only destination namespaces matching GLOB (shell glob: team-*); repeatable or "
+        "comma-separated (env: one per line)",
+    )
+    p.add_argument(
+        "--exclude-namespace",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave out destination namespaces matching GLOB; repeatable or comma-separated (env: one per line)",
+    )
+
+
 def _add_sources(p: argparse.ArgumentParser, *, prometheus_required: bool) -> None:
     p.add_argument(
         "--prometheus-url",
@@ -148,6 +166,14 @@ def _add_sources(p: argparse.ArgumentParser, *, prometheus_required: bool) -> No
         help="sign requests with AWS SigV4 (Amazon Managed Prometheus); credentials from the AWS env vars or files",
     )
     p.add_argument("--prometheus-tenant", help="tenant for Mimir/Cortex (sent as X-Scope-OrgID)")
+    p.add_argument(
+        "--prometheus-selector",
+        action="append",
+        default=[],
+        metavar="MATCHER",
+        help="label matcher(s) added to every query, e.g. 'cluster=\"prod\"' for a Thanos or Mimir holding "
+        "many clusters; repeatable or comma-separated (env: one per line)",
+    )
     p.add_argument(
         "--prometheus-insecure-skip-verify", action="store_true", help="do not verify TLS (test clusters only)"
     )
@@ -291,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = _subparser(sub, "report")
     _add_sources(rep, prometheus_required=True)
     _add_window(rep)
+    _add_scope(rep)
     _add_output(rep)
     _add_print(rep)
     _add_pushgateway(rep)
@@ -300,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--mesh", default="demo", choices=["demo", "walkthrough"], help="which sample mesh (default: demo)"
     )
     _add_window(demo)
+    _add_scope(demo)
     _add_output(demo)
     _add_print(demo)
     _add_pushgateway(demo)
@@ -320,12 +348,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_sources(whatif, prometheus_required=False)
     _add_window(whatif)
+    _add_scope(whatif)
 
     snap = _subparser(sub, "snapshot")
     snap.add_argument("--output", required=True, metavar="FILE", help="YAML file to write ('-': stdout)")
     _add_kube(snap)
 
     return parser
+
+
+def _split(values: Sequence[str] | None) -> list[str]:
+    """Repeatable flags that also take comma-separated lists (globs never hold a comma)."""
+    return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
+
+
+def _globs(flag: str, values: Sequence[str] | None) -> tuple[str, ...]:
+    from analyzer.collect.matchers import check_glob
+
+    try:
+        return tuple(dict.fromkeys(check_glob(g) for g in _split(values)))
+    except ValueError as exc:
+        raise UserError(f"{flag}: {exc}") from None
+
+
+def _selector(values: Sequence[str] | None) -> tuple[str, ...]:
+    from analyzer.collect.matchers import parse_selector
+
+    try:
+        return tuple(parse_selector(values or ()))
+    except ValueError as exc:
+        raise UserError(f"--prometheus-selector: {exc}") from None
 
 
 def _config(args: argparse.Namespace) -> ReportConfig:
@@ -345,6 +397,7 @@ def _config(args: argparse.Namespace) -> ReportConfig:
             tenant=args.prometheus_tenant,
             insecure_skip_verify=bool(args.prometheus_insecure_skip_verify),
             timeout=float(args.prometheus_timeout),
+            selector=_selector(getattr(args, "prometheus_selector", None)),
         )
     pushgateway = None
     if getattr(args, "pushgateway_url", None):
@@ -370,6 +423,8 @@ def _config(args: argparse.Namespace) -> ReportConfig:
         keep_days=getattr(args, "keep_days", 0),
         lock_timeout=getattr(args, "lock_timeout", 300.0),
         pushgateway=pushgateway,
+        namespaces=_globs("--namespace", getattr(args, "namespace", None)),
+        exclude_namespaces=_globs("--exclude-namespace", getattr(args, "exclude_namespace", None)),
     )
 
 

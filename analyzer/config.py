@@ -41,6 +41,10 @@ class PrometheusSettings:
     retries: int = 3
     max_parallel: int = 2  # bounded: krr users saw unbounded fan-out OOM-kill Prometheus
     extra_params: dict[str, str] = field(default_factory=dict)
+    # Matchers added to every selector of every query (collect/matchers.py), e.g. 'cluster="prod"'.
+    selector: tuple[str, ...] = ()
+    # Namespace-scope matchers, added to selectors of Istio metrics only.
+    scope_matchers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,8 @@ class ReportConfig:
     keep_days: int = 0  # retention: runs older than this many days go too (0: no age limit)
     lock_timeout: float = 300.0  # seconds to wait for another run publishing into the same folder
     pushgateway: PushgatewaySettings | None = None
+    namespaces: tuple[str, ...] = ()  # --namespace globs; empty: every namespace
+    exclude_namespaces: tuple[str, ...] = ()  # --exclude-namespace globs
     extra: dict = field(default_factory=dict)
 
     @property

@@ -23,6 +23,7 @@ from analyzer.errors import UserError
 from analyzer.model.inventory import Inventory
 from analyzer.model.policy import Mode, PeerAuthentication
 from analyzer.model.report import RunResult
+from analyzer.model.scope import Scope
 from analyzer.model.traffic import Traffic
 from analyzer.sample import catalogue
 from analyzer.sample.traffic import SampleTrafficSource
@@ -63,7 +64,20 @@ def prometheus_source(config: ReportConfig) -> TrafficSource:
         raise UserError(
             "--prometheus-url is required (or MTLS_READINESS_PROMETHEUS_URL), e.g. http://prometheus.istio-system:9090"
         )
-    return PrometheusTrafficSource(PrometheusClient(config.prometheus))
+    from analyzer.collect.matchers import namespace_matchers
+
+    # The namespace scope is pushed into the PromQL; the analysis filters again (scope_of).
+    scoped = namespace_matchers(config.namespaces, config.exclude_namespaces)
+    return PrometheusTrafficSource(PrometheusClient(replace(config.prometheus, scope_matchers=tuple(scoped))))
+
+
+def scope_of(config: ReportConfig) -> Scope:
+    """What the run looks at, as the analysis and the result record it."""
+    return Scope(
+        namespaces=list(config.namespaces),
+        exclude_namespaces=list(config.exclude_namespaces),
+        prometheus_selector=list(config.prometheus.selector) if config.prometheus else [],
+    )
 
 
 def _window(config: ReportConfig) -> timedelta:
@@ -90,6 +104,7 @@ def _settings(config: ReportConfig, now: datetime) -> Settings:
         lookback=config.lookback,
         root_namespace=config.root_namespace,
         cluster=config.cluster,
+        scope=scope_of(config),
     )
 
 

@@ -208,3 +208,29 @@ def test_share_bar_segments_stay_apart_under_cvd_on_screen(browser: Chromium, de
                 assert _patterns_differ(seen[a], seen[b]), f"{a} and {b} look alike under {cvd or 'normal vision'}"
                 carried_by_pattern.append((cvd, a, b))
     assert ("deuteranomaly", "BLOCKED", "DISABLED") in carried_by_pattern, "the test sees the known merge"
+
+
+@pytest.fixture(scope="module")
+def scoped_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo run limited by --namespace / --exclude-namespace: the page says what was in scope."""
+    out = tmp_path_factory.mktemp("a11y-scoped")
+    done = subprocess.run(
+        [sys.executable, "-m", "analyzer", "demo", "--output-dir", str(out), "--namespace", "pay*,shop"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.mark.parametrize("width", [DESKTOP, PHONE])
+def test_scoped_page_meets_wcag_aa(browser: Chromium, scoped_dir: Path, width: int) -> None:
+    page = _open(browser, scoped_dir / PAGES["report"], width)
+    scope = page.evaluate("document.querySelector('#scope').innerText")
+    assert scope.startswith("In scope: namespaces pay*, shop: 2 known namespaces reported"), scope
+    banner = page.evaluate("document.querySelector('.verdict-banner').innerText")
+    assert "part of the mesh only" in banner and "UNKNOWN" in banner, banner
+    assert page.evaluate("document.documentElement.scrollWidth") == width
+    page.screenshot(ARTIFACTS / f"report-scoped-{width}.png")
+    assert page.axe() == []

@@ -21,7 +21,9 @@ import yaml
 
 from analyzer import __version__
 from analyzer.cli import EXIT_INCOMPLETE, build_parser, env_name
+from analyzer.cli import _config as cli_config
 from analyzer.collect import kube
+from analyzer.config import ReportConfig
 from tests.support.deploy import (
     CLUSTER_SCOPED,
     CRONJOB,
@@ -86,6 +88,7 @@ def test_the_expected_kustomizations_exist():
         "cronjob/examples/client-certificate",
         "cronjob/examples/secret-headers",
         "cronjob/examples/victoriametrics",
+        "cronjob/examples/shared-thanos",
         "cronjob/overlays/native-sidecar",
         "cronjob/overlays/ambient",
     }
@@ -399,6 +402,10 @@ def test_every_configmap_key_is_an_env_twin_that_parses(rendered, monkeypatch):
             "victoriametrics",
             {"MTLS_READINESS_PROMETHEUS_URL": "http://vmselect.monitoring.svc:8481/select/0/prometheus"},
         ),
+        (
+            "shared-thanos",
+            {"MTLS_READINESS_PROMETHEUS_SELECTOR": 'cluster="prod-eu-1"', "MTLS_READINESS_CLUSTER": "prod-eu-1"},
+        ),
     ],
 )
 def test_examples_set_their_prometheus(example, expected):
@@ -406,6 +413,32 @@ def test_examples_set_their_prometheus(example, expected):
     env = job_environment(objects)
     assert {k: env.get(k) for k in expected} == expected
     assert env["MTLS_READINESS_OUTPUT_DIR"] == job_environment(render(CRONJOB))["MTLS_READINESS_OUTPUT_DIR"]
+
+
+def _report_config(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> ReportConfig:
+    """What `mtls-readiness report` makes of these environment twins alone, validation included."""
+    for key in report_env_twins():
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return cli_config(build_parser().parse_args(["report"]))
+
+
+def test_the_shared_thanos_example_scopes_every_query_to_its_cluster(monkeypatch):
+    config = _report_config(job_environment(render(CRONJOB / "examples" / "shared-thanos")), monkeypatch)
+    assert config.prometheus is not None and config.prometheus.selector == ('cluster="prod-eu-1"',)
+    assert config.cluster == "prod-eu-1"
+    assert config.exclude_namespaces == ("kube-*", "openshift-*") and config.namespaces == ()
+
+
+def test_the_configmap_comments_name_only_real_settings():
+    """The commented examples in the base ConfigMap are flags of `report` (or global), and list the
+    ones users set most: a renamed flag would leave a comment that silently does nothing."""
+    text = (CRONJOB / "base" / "configmap.yaml").read_text(encoding="utf-8")
+    named = set(re.findall(r"MTLS_READINESS_[A-Z0-9_]*[A-Z0-9]", text))
+    assert named <= set(report_env_twins()), sorted(named - set(report_env_twins()))
+    for key in ("KEEP_RUNS", "PROMETHEUS_SELECTOR", "NAMESPACE", "EXCLUDE_NAMESPACE", "PUSHGATEWAY_URL"):
+        assert f"MTLS_READINESS_{key}" in named, key
 
 
 def test_the_mimir_example_reads_its_credentials_from_the_optional_secret():

@@ -6,13 +6,13 @@ Pure: takes the inventory, the collected traffic and settings, returns a RunResu
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
 import pandas as pd
 
-from analyzer.analyse import advice, blind_spots, remediation
+from analyzer.analyse import advice, blind_spots, remediation, scoping
 from analyzer.analyse.classify import MTLS, PLAINTEXT, UNREADABLE, classify
 from analyzer.analyse.figures import doubts, plaintext_points, summarise
 from analyzer.analyse.lint import lint
@@ -31,6 +31,7 @@ from analyzer.analyse.whatif import predict
 from analyzer.model.inventory import Dataplane, Inventory, Workload
 from analyzer.model.policy import Mode, PeerAuthentication
 from analyzer.model.report import EdgeResult, MeshResult, NamespaceResult, RunResult, Verdict, WorkloadResult
+from analyzer.model.scope import Scope
 from analyzer.model.traffic import EDGE_KEY, UNIT_BY_PROTOCOL, Traffic
 
 
@@ -41,6 +42,7 @@ class Settings:
     lookback: str
     root_namespace: str = "istio-system"
     cluster: str = ""
+    scope: Scope = field(default_factory=Scope)  # --namespace / --exclude-namespace / --prometheus-selector
 
 
 class Analysis:
@@ -52,9 +54,9 @@ class Analysis:
         self.settings = settings
         self.engine = PolicyEngine(inventory.peer_authentications, settings.root_namespace)
         self.doubts = global_doubts(traffic)
-        self.observations = classify(self._this_cluster(traffic.observations), inventory)
+        self.observations = classify(self._in_scope(self._this_cluster(traffic.observations)), inventory)
         # The range query returns every non-mTLS step; `security` tells plaintext from unreadable.
-        self.timeline = classify(self._this_cluster(traffic.timeline), inventory)
+        self.timeline = classify(self._in_scope(self._this_cluster(traffic.timeline)), inventory)
         self.cluster = settings.cluster or self._single_cluster()
         self.evidence: dict[tuple[str, str], Evidence] = defaultdict(Evidence)
         self.unattributed: dict[str, Evidence] = defaultdict(Evidence)
@@ -67,6 +69,10 @@ class Analysis:
         if not self.settings.cluster or frame.empty:
             return frame
         return frame[frame["destination_cluster"].isin([self.settings.cluster, "", "unknown"])]
+
+    def _in_scope(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Traffic to destinations in scope only; clients outside it that call into it stay."""
+        return scoping.in_scope(frame, self.settings.scope)
 
     def _single_cluster(self) -> str:
         clusters = set(self.traffic.observations.get("destination_cluster", pd.Series(dtype=object))) - UNNAMED
@@ -120,7 +126,7 @@ class Analysis:
 
     def destination_keys(self) -> list[tuple[str, str]]:
         keys = set(self.inventory.workloads) | set(self.evidence)
-        return sorted(keys)
+        return sorted(k for k in keys if self.settings.scope.includes(k[0]))
 
     def resolve(self, namespace: str, workload: Workload | None, engine: PolicyEngine | None = None) -> Resolution:
         return (engine or self.engine).resolve(namespace, workload.labels if workload else {})
@@ -230,6 +236,7 @@ class Analysis:
         names = sorted(
             set(self.inventory.namespaces) | set(by_ns) | {ns for ns in self.unattributed if ns not in UNNAMED}
         )
+        names = [ns for ns in names if self.settings.scope.includes(ns)]
         root = self.settings.root_namespace
         results = []
         for ns in names:
@@ -382,6 +389,7 @@ class Analysis:
         if unknown:
             warnings.append(f"{unknown} workload(s) are UNKNOWN: the data needed was missing; see their reasons")
         edges = self.edges()
+        mesh, scope = scoping.judge_mesh(self.mesh(workloads), self.settings.scope, self.inventory.namespaces)
         result = RunResult(
             run_id=self.settings.run_id,
             generated_at=self.settings.generated_at,
@@ -393,15 +401,16 @@ class Analysis:
             workloads=workloads,
             namespaces=self.namespaces(workloads),
             edges=edges,
-            mesh=self.mesh(workloads),
+            mesh=mesh,
             timeline=plaintext_points(self.timeline, PLAINTEXT),
             warnings=warnings,
             errors=list(self.traffic.incomplete),
-            misconfigurations=self.engine.ignored_policies(),
-            doubts=doubts(self.traffic, self.inventory, self.doubts),
+            misconfigurations=scoping.keep_notes(self.engine.ignored_policies(), scope, self.settings.root_namespace),
+            doubts=scoping.keep_doubts(doubts(self.traffic, self.inventory, self.doubts), scope),
             cluster=self.settings.cluster,
             blind_spots=self.blind.spots,
             lint=lint(self.inventory, self.engine, edges, self.settings.root_namespace),
+            scope=scope,
         )
         return summarise(result)
 

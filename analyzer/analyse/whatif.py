@@ -136,6 +136,7 @@ def predict(analysis: Analysis, proposed: list[PeerAuthentication]) -> Predictio
             doubts.append("labels unknown: not in the inventory, so the proposed workload policy cannot be matched")
         out.doubts += [f"{ns}/{name}: {d}" for d in doubts]
     out.doubts += _unnamed_doubts(analysis, before, after, proposed, reached)
+    out.doubts += _scope_doubts(analysis, before, after, proposed)
 
     _cut_offs(analysis, reached, out)
     quiet = [f"{ns}/{name}" for ns, name in reached if not _has_evidence(analysis, ns, name)]
@@ -172,6 +173,34 @@ def _unnamed_doubts(
         if touched and (ev.plaintext or ev.unreadable):
             volume = ev.plaintext + ev.unreadable
             doubts.append(f"{volume:g} non-mTLS requests/connections to an unnamed workload in {ns}")
+    return doubts
+
+
+def _scope_doubts(
+    analysis: Analysis, before: PolicyEngine, after: PolicyEngine, proposed: list[PeerAuthentication]
+) -> list[str]:
+    """A proposal that tightens namespaces outside --namespace/--exclude-namespace: their traffic
+    was not read, so the window cannot show that nothing there is cut off."""
+    scope = analysis.settings.scope
+    if not scope.limited:
+        return []
+    root = analysis.settings.root_namespace
+    strict = [pa for pa in proposed if Mode.STRICT in {pa.mode, *pa.port_modes.values()}]
+    doubts = []
+    if any(pa.namespace == root and not pa.selector for pa in strict):
+        doubts.append(
+            f"the proposal is mesh-wide, but the scope ({scope.describe()}) left other namespaces out: "
+            "their traffic was not read"
+        )
+    outside = {pa.namespace for pa in strict if pa.namespace != root and not scope.includes(pa.namespace)}
+    for w in analysis.inventory.workloads.values():
+        if not w.meshed or scope.includes(w.namespace):
+            continue
+        if tightens(before.resolve(w.namespace, w.labels), after.resolve(w.namespace, w.labels)):
+            outside.add(w.namespace)
+    if outside and not doubts:
+        names = ", ".join(sorted(outside))
+        doubts.append(f"the proposal tightens namespaces outside the scope, whose traffic was not read: {names}")
     return doubts
 
 

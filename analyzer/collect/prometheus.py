@@ -23,7 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from analyzer.collect import crosscheck, plan, prometheus_auth, queries
+from analyzer.collect import crosscheck, matchers, plan, prometheus_auth, queries
 from analyzer.collect.answers import QueryFailed, clip, error_text, read_label_values, read_query
 from analyzer.config import PrometheusSettings
 from analyzer.errors import UserError
@@ -108,6 +108,21 @@ class PrometheusClient:
                 else "check --prometheus-url points at the query API"
             )
             raise UserError(f"Prometheus at {self.source} answered {clip(str(exc), 120)}; {hint}") from None
+        if self.settings.selector:
+            self._check_selector()
+
+    def _check_selector(self) -> None:
+        """Let Prometheus parse --prometheus-selector once (a regex it cannot compile is a usage
+        error, not a night of failed queries): a selector on a name no series has costs nothing."""
+        try:
+            self.instant("absent(mtls_readiness_selector_probe)", datetime.now(UTC))
+        except QueryFailed as exc:
+            if exc.status == 400:
+                raise UserError(
+                    f"Prometheus refused --prometheus-selector {', '.join(self.settings.selector)}: "
+                    f"{clip(str(exc), 160)}; fix the matcher"
+                ) from None
+            raise UserError(f"Prometheus at {self.source} answered {clip(str(exc), 120)}") from None
 
     def instant(self, promql: str, at: datetime) -> list[dict]:
         return self._query("query", {"query": promql, "time": f"{at.timestamp():.3f}"}, "vector")
@@ -119,7 +134,8 @@ class PrometheusClient:
     def label_values(self, label: str, selectors: list[str], start: datetime, end: datetime) -> list[str]:
         """Values of `label` on series matching any selector in [start, end]: read from the index,
         so it loads no samples and succeeds where a query over the same series is too big."""
-        params = {"match[]": selectors, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}"}
+        scoped = [self._scoped(s) for s in selectors]
+        params = {"match[]": scoped, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}"}
         params.update({**NO_PARTIAL, **self.settings.extra_params})
         path = f"label/{label}/values"
         self._record(path, params)
@@ -129,8 +145,17 @@ class PrometheusClient:
         # Refuse partial answers where the engine can: Thanos reads partial_response=false,
         # VictoriaMetrics cluster deny_partial_response=1; each engine ignores the other's.
         form = {**params, **NO_PARTIAL, **self.settings.extra_params}
+        form["query"] = self._scoped(form["query"])
         self._record(path, form)
         return read_query(self._send("POST", path, form), expected)
+
+    def _scoped(self, promql: str) -> str:
+        """The one place every query passes: the selector and the namespace scope are added here,
+        so a query added anywhere gets them (collect/matchers.py)."""
+        try:
+            return matchers.inject(promql, self.settings.selector, self.settings.scope_matchers)
+        except ValueError as exc:  # a query we cannot read is never sent unscoped
+            raise QueryFailed(f"cannot add --prometheus-selector / --namespace to the query: {exc}") from None
 
     def _record(self, path: str, params: dict) -> None:
         if "query" in params:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from analyzer import __version__
 from analyzer.model.findings import BlindSpot, LintFinding
+from analyzer.model.scope import Scope
 
 # Bump when a field changes meaning or is removed; adding a field with a default keeps the version.
 SCHEMA_VERSION = 1
@@ -235,6 +236,8 @@ class RunResult:
     # look like, with the window's evidence (analyse/lint.py).
     blind_spots: list[BlindSpot] = field(default_factory=list)
     lint: list[LintFinding] = field(default_factory=list)
+    # What the run looked at (--namespace, --exclude-namespace, --prometheus-selector).
+    scope: Scope = field(default_factory=Scope)
 
     @property
     def complete(self) -> bool:

@@ -60,6 +60,8 @@ def summary(run: RunResult) -> dict[str, Any]:
         "blind_spots_total": len(run.blind_spots),
         "lint": [asdict(f) for f in run.lint[:LIST_LIMIT]],
         "lint_total": len(run.lint),
+        # what the run looked at; "limited": only some namespaces, so mesh_verdict is never READY
+        "scope": {**asdict(run.scope), "limited": run.scope.limited},
     }
 
 
