@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from analyzer.model.authorization import AuthorizationPolicy
 from analyzer.model.policy import DestinationRule, PeerAuthentication
 
 
@@ -69,6 +70,12 @@ class Inventory:
     # Namespace -> why its policies cannot be trusted: a PeerAuthentication there could not be
     # read (it might be the oldest, deciding one). The root namespace stands for the whole mesh.
     policy_doubts: dict[str, list[str]] = field(default_factory=dict)
+    authorization_policies: list[AuthorizationPolicy] = field(default_factory=list)
+    # Namespace -> why its AuthorizationPolicies cannot be trusted (one could not be read): the
+    # authorization findings there are unknown. The root namespace stands for the whole mesh.
+    authz_doubts: dict[str, list[str]] = field(default_factory=dict)
+    # Why no AuthorizationPolicy could be listed at all (CRD missing, 403): every finding unknown.
+    authz_unavailable: str = ""
 
     def add_workload(self, workload: Workload) -> None:
         self.workloads.setdefault(workload.key, workload)

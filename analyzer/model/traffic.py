@@ -27,6 +27,9 @@ OBSERVATION_COLUMNS = [*EDGE_KEY, "reporter", "connection_security_policy", "cou
 # Plaintext volume per edge and time step, for first/last seen and the timeline chart.
 TIMELINE_COLUMNS = [*EDGE_KEY, "connection_security_policy", "timestamp", "count"]
 
+RESPONSE_COLUMNS = ["source_namespace", "source_workload", "destination_namespace", "destination_workload"]
+RESPONSE_COLUMNS += ["response_code", "count"]
+
 UNIT_BY_PROTOCOL = {"http": "requests", "grpc": "requests", "tcp": "connections"}
 
 
@@ -68,3 +71,8 @@ class Traffic:
     # Data that no verdict depends on but the report shows (first/last seen, the timeline):
     # missing, the verdicts stand but the run is incomplete.
     incomplete: list[str] = field(default_factory=list)
+    # Plaintext HTTP requests per client, destination and response code (RESPONSE_COLUMNS), for
+    # "plaintext already denied". None: not collected (a source without it, or the query failed,
+    # then `responses_failed` says why); the findings it feeds are then unknown, never "none denied".
+    plaintext_responses: pd.DataFrame | None = None
+    responses_failed: str = ""
