@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from analyzer.collect import schemas
 from analyzer.collect.schemas import Metadata, PodMetadata, PodSpec, WorkloadObject
 from analyzer.config import ReportConfig
+from analyzer.model.authorization import AuthorizationPolicy
 from analyzer.model.inventory import Dataplane, Inventory, Namespace, Workload
 from analyzer.model.policy import DestinationRule, Mode, PeerAuthentication
 
@@ -321,11 +322,16 @@ def _doubt_unread_policy(inv: Inventory, unscoped: list[str], obj: dict, why: st
 UNAVAILABLE_KIND = "MtlsReadinessUnavailable"
 
 
-def _authorization_policy(inv: Inventory, obj: dict, origin: str, default_namespace: str, root: str) -> None:
-    from analyzer.collect.authorization import read_authorization_policy
+def read_authorization_policy(obj: Any, default_namespace: str = "default") -> tuple[AuthorizationPolicy, list[str]]:
+    """The AuthorizationPolicy and what is worth a warning about it; ObjectError when malformed."""
+    from analyzer.collect.authorization import read_authorization_policy as read
 
+    return read(obj, default_namespace, validate, _created)
+
+
+def _authorization_policy(inv: Inventory, obj: dict, origin: str, default_namespace: str, root: str) -> None:
     try:
-        policy, notes = read_authorization_policy(obj, default_namespace, validate, _created)
+        policy, notes = read_authorization_policy(obj, default_namespace)
     except ObjectError as exc:
         scope = _pa_namespace(obj, default_namespace) or root
         inv.authz_doubts.setdefault(scope, []).append(
