@@ -97,7 +97,8 @@ class AuthorizationPolicyObject(Shape):
 
 
 def _t(values: list[str] | None) -> tuple[str, ...] | None:
-    return None if values is None else tuple(values)
+    # An empty list generates no matcher in istiod (model.go `len(or) > 0`): the same as absent.
+    return tuple(values) if values else None
 
 
 def _source(shape: SourceShape) -> Source:
