@@ -21,8 +21,10 @@ from analyzer import pipeline
 from analyzer.cli import main
 from analyzer.model.authorization import Action
 from analyzer.sample.mesh import Flow, MeshWorkload, SampleMesh
+from tests.support import fault_proxy as fp
 from tests.support.browser import DESKTOP, BrowserError, Chromium
 from tests.support.e2e import LOOKBACK, read_latest, run_report, write_policies
+from tests.support.fault_proxy import FaultProxy
 from tests.support.kube_api import FORBIDDEN
 
 CART = "cluster.local/ns/shop/sa/cart"
@@ -201,6 +203,27 @@ def test_an_unreadable_policy_makes_its_namespace_unknown(served: Served, tmp_pa
     assert report.workloads["legacy/batch"]["authz_plaintext"] == "open"  # another namespace is unaffected
 
 
+@pytest.mark.parametrize(
+    ("action", "why"),
+    [(fp.set_values("NaN"), "finite"), (fp.status(503, "overloaded"), "503")],
+    ids=["NaN values", "HTTP 503"],
+)
+def test_a_bad_responses_answer_leaves_denials_unknown_never_none(
+    served: Served, tmp_path: Path, capsys, action: fp.Action, why: str
+) -> None:
+    proxy = FaultProxy(served.url)
+    try:
+        proxy.add(lambda r: r.kind == "responses", action)
+        report = run_report(capsys, proxy.url, served.policies, tmp_path / "out")
+    finally:
+        proxy.close()
+    db = _workload(_result(report), "shop/db")
+    assert db["plaintext_denied_clients"] == [] and why in db["plaintext_denials_unknown"]
+    assert db["authz_plaintext"] == "denied"  # the policy verdict does not rest on the 403s
+    assert any(w.startswith("query failed: plaintext responses") for w in report.summary["warnings"])
+    assert report.workloads["shop/web"]["verdict"] == "BLOCKED"  # the verdicts stand
+
+
 def test_the_page_section_reads_without_colour_and_passes_axe(from_cluster) -> None:
     try:
         with Chromium() as browser:
@@ -217,3 +240,22 @@ def test_the_page_section_reads_without_colour_and_passes_axe(from_cluster) -> N
     assert "plaintext already denied" in by_workload["shop/db"] and "legacy/batch" in by_workload["shop/db"]
     assert "open to plaintext" in by_workload["shop/web"]
     assert "shop/deny-legacy rules[0]" in by_workload["shop/web"]
+
+
+def test_a_snapshot_taken_without_the_right_reads_back_as_unknown(served: Served, kube_api_factory, tmp_path) -> None:
+    from analyzer.collect.kube import read_objects, write_snapshot
+    from analyzer.collect.policy_files import load_inventory
+
+    api = kube_api_factory(served.mesh, faults={"/apis/security.istio.io/v1/authorizationpolicies": FORBIDDEN})
+    read = read_objects(kubeconfig=str(api.write_kubeconfig(tmp_path / "kubeconfig")))
+    snapshot = tmp_path / "snapshot.yaml"
+    write_snapshot(read, snapshot)
+    replay = load_inventory(snapshot)
+    assert replay.authorization_policies == [] and "403" in replay.authz_unavailable
+    assert replay.problems == []
+    # With the right, the snapshot holds the policies themselves.
+    api = kube_api_factory(served.mesh)
+    write_snapshot(read_objects(kubeconfig=str(api.write_kubeconfig(tmp_path / "kubeconfig2"))), snapshot)
+    replay = load_inventory(snapshot)
+    assert sorted(p.ref for p in replay.authorization_policies) == ["shop/db-allow", "shop/deny-legacy"]
+    assert replay.authz_unavailable == ""
