@@ -11,6 +11,7 @@ and for an open workload that still receives plaintext a suggested policy to sta
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -62,23 +63,39 @@ def authz_doubts(inventory: Inventory, namespace: str, root: str, workload: Work
     return doubts
 
 
-def denied_clients(responses: pd.DataFrame | None, namespace: str, name: str) -> list[str] | None:
-    """Observed plaintext clients every one of whose plaintext requests was answered 403; None when
-    the response codes are unknown."""
-    if responses is None:
-        return None
-    rows = responses[
-        (responses["destination_namespace"] == namespace)
-        & (responses["destination_workload"] == name)
-        & (responses["count"] > 0)
-    ]
-    out = []
-    for (src_ns, src_wl), group in rows.groupby(["source_namespace", "source_workload"], dropna=False):
-        total = float(group["count"].sum())
-        denied = float(group.loc[group["response_code"] == DENIED_CODE, "count"].sum())
-        if total > 0 and denied == total:
-            out.append(source_name(src_ns, src_wl))
-    return sorted(out)
+def _plaintext_by_destination(frame: pd.DataFrame) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(client, protocol) of each plaintext row, per destination: read once, in plain Python (a
+    big mesh has thousands of destinations, and a pandas filter per destination adds up)."""
+    out: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    columns = ["destination_namespace", "destination_workload", "source_namespace", "source_workload", "protocol"]
+    for ns, wl, src_ns, src_wl, protocol in zip(*(frame[c] for c in columns), strict=True):
+        out[(ns, wl)].append((source_name(src_ns, src_wl), str(protocol)))
+    return out
+
+
+def _principals_by_destination(frame: pd.DataFrame) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = defaultdict(set)
+    columns = ["destination_namespace", "destination_workload", "source_principal"]
+    for ns, wl, principal in zip(*(frame[c] for c in columns), strict=True):
+        out[(ns, wl)].add(str(principal))
+    return out
+
+
+def denied_by_destination(responses: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
+    """Per destination, the plaintext clients every request of which was answered 403."""
+    totals: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
+    columns = ["destination_namespace", "destination_workload", "source_namespace", "source_workload"]
+    for ns, wl, src_ns, src_wl, code, count in zip(
+        *(responses[c] for c in [*columns, "response_code", "count"]), strict=True
+    ):
+        if count > 0:
+            seen = totals[(ns, wl)][source_name(src_ns, src_wl)]
+            seen[0] += count
+            seen[1] += count if code == DENIED_CODE else 0.0
+    return {
+        key: sorted(src for src, (total, denied) in by_source.items() if denied == total)
+        for key, by_source in totals.items()
+    }
 
 
 def suggest(
@@ -126,8 +143,10 @@ def findings(
     root: str,
 ) -> dict[tuple[str, str], AuthzFinding]:
     """The finding for each meshed (ns, name) in `below_strict`, from the classified observations."""
-    plain = observations[(observations["security"] == PLAINTEXT) & (observations["count"] > 0)]
-    mtls = observations[(observations["security"] == MTLS) & (observations["count"] > 0)]
+    positive = observations[observations["count"] > 0]
+    plain = _plaintext_by_destination(positive[positive["security"] == PLAINTEXT])
+    mtls = _principals_by_destination(positive[positive["security"] == MTLS])
+    responses = None if traffic.plaintext_responses is None else denied_by_destination(traffic.plaintext_responses)
     by_namespace: dict[str, list[Workload]] = {}
     for w in inventory.workloads.values():
         by_namespace.setdefault(w.namespace, []).append(w)
@@ -136,14 +155,16 @@ def findings(
         if name in UNNAMED:
             continue
         workload = inventory.workload(ns, name)
-        here = plain[(plain["destination_namespace"] == ns) & (plain["destination_workload"] == name)]
-        protocols = set(here["protocol"]) if not here.empty else set()
-        clients = [source_name(r.source_namespace, r.source_workload) for r in here.itertuples()]
+        here = plain.get((ns, name), [])
+        protocols = {protocol for _, protocol in here}
+        clients = [client for client, _ in here]
         doubts = authz_doubts(inventory, ns, root, workload)
         labels = workload.labels if workload else {}
         ambient = workload is not None and workload.dataplane is Dataplane.AMBIENT
         finding = plaintext_finding(engine, ns, labels, protocols, ambient)
-        denied = denied_clients(traffic.plaintext_responses, ns, name) if clients else []
+        denied: list[str] | None = []
+        if clients:
+            denied = None if responses is None else responses.get((ns, name), [])
         result = AuthzFinding(
             status=UNKNOWN if doubts else finding.status,
             reason="; ".join(doubts) if doubts else _reason(finding.status, finding.why, finding.by),
@@ -154,8 +175,7 @@ def findings(
         )
         result.reason += "".join(f"; {n}" for n in finding.not_applied)
         if result.status == "open" and clients and workload is not None:
-            here_mtls = mtls[(mtls["destination_namespace"] == ns) & (mtls["destination_workload"] == name)]
-            result.suggestion = suggest(workload, by_namespace.get(ns, []), set(here_mtls["source_principal"]), clients)
+            result.suggestion = suggest(workload, by_namespace.get(ns, []), mtls.get((ns, name), set()), clients)
         out[(ns, name)] = result
     return out
 
