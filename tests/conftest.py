@@ -14,9 +14,13 @@ from tests.support.prometheus import PrometheusServer, serve_mesh
 pytest_plugins = ["tests.support.kube_fixtures"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def now() -> datetime:
-    """One 'now' for the session, on a whole minute so sample timestamps line up."""
+    """One 'now' per test module, on a whole minute so sample timestamps line up.
+
+    Per module, not per session: the data ends at this moment while each report's window ends when
+    it runs, so a session-wide 'now' would drift by the whole suite's duration on a loaded machine.
+    """
     return datetime.now(UTC).replace(second=0, microsecond=0)
 
 
