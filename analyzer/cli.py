@@ -251,7 +251,8 @@ exit codes:
   1  nothing published (output not writable)""",
     ),
     "what-if": (
-        "Predict which clients observed in the window the proposed PeerAuthentication(s) would cut off.\n"
+        "Predict which clients observed in the window the proposed PeerAuthentication(s) would cut off,\n"
+        "or which the proposed AuthorizationPolicies would deny (one kind per file).\n"
         "Gate a pull request with it: only exit 0 is a pass.",
         """examples:
   mtls-readiness what-if --apply strict-foo.yaml --prometheus-url http://127.0.0.1:9090
@@ -260,8 +261,8 @@ exit codes:
 exit codes:
   0  the window's evidence shows no observed client would be cut off
   1  bad input (an unreadable document in --apply, a bad flag)
-  2  cannot tell (failed or partial queries, no data, unreadable labels where the proposal reaches)
-  3  the proposal would cut off a client observed in the window""",
+  2  cannot tell (failed or partial queries, no data, unreadable labels, fields the metrics lack)
+  3  the proposal would cut off (or deny) a client observed in the window""",
     ),
     "snapshot": (
         "Save the Kubernetes objects a report reads (trimmed to the fields it uses) as YAML,\n"
@@ -334,7 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     whatif = _subparser(sub, "what-if")
     whatif.add_argument(
-        "--apply", required=True, type=Path, metavar="FILE", help="YAML with the proposed PeerAuthentication(s)"
+        "--apply",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="YAML with the proposed PeerAuthentication(s), or AuthorizationPolicies (not both)",
     )
     whatif.add_argument(
         "--demo", action="store_true", help="use the built-in sample mesh instead of Prometheus and a cluster"
@@ -449,6 +454,7 @@ def _report(args: argparse.Namespace, sample: str | None = None) -> int:
 
 def _what_if(args: argparse.Namespace) -> int:
     from analyzer import pipeline
+    from analyzer.analyse import authz_whatif
     from analyzer.analyse.whatif import format_table
 
     prediction = pipeline.what_if(_config(args), args.apply, sample="demo" if args.demo else None)
@@ -456,6 +462,8 @@ def _what_if(args: argparse.Namespace) -> int:
         import json
 
         print(json.dumps(prediction.to_dict(), indent=2))
+    elif prediction.kind == "AuthorizationPolicy":
+        print(authz_whatif.format_table(prediction))
     else:
         print(format_table(prediction))
     # 0 only on evidence that nobody observed is cut off; 3 (a cut-off) wins over 2 (cannot tell).

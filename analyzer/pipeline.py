@@ -20,6 +20,7 @@ from analyzer.collect.policy_files import SAFE_LOADER, load_inventory
 from analyzer.collect.run_store import latest_run
 from analyzer.config import ReportConfig
 from analyzer.errors import UserError
+from analyzer.model.authorization import AuthorizationPolicy
 from analyzer.model.inventory import Inventory
 from analyzer.model.policy import Mode, PeerAuthentication
 from analyzer.model.report import RunResult
@@ -318,10 +319,61 @@ def predict_proposal(
     return predict(Analysis(inventory, traffic, settings), proposed)
 
 
+def read_authz_proposal(
+    objects: Iterable[tuple[dict, str]], root_namespace: str, warnings: list[str]
+) -> list[AuthorizationPolicy]:
+    """The AuthorizationPolicies among (object, origin) pairs, read strictly by the report's own
+    reader: a malformed one is an error naming it. Other kinds are ignored with a warning."""
+    from analyzer.collect.manifests import ObjectError, read_authorization_policy
+
+    proposed = []
+    for obj, origin in objects:
+        kind = obj.get("kind") if isinstance(obj, dict) else None
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        name = meta.get("name", "?") if isinstance(meta, dict) else "?"
+        if kind != "AuthorizationPolicy":
+            warnings.append(f"{origin}: ignored {kind} {name}: only AuthorizationPolicies are proposed with them")
+            continue
+        if str(obj.get("apiVersion", "")).split("/")[0] != "security.istio.io":
+            raise UserError(f"{origin}: AuthorizationPolicy {name}: apiVersion is not security.istio.io/v1")
+        try:
+            policy, notes = read_authorization_policy(obj)
+        except ObjectError as exc:
+            raise UserError(f"{origin}: AuthorizationPolicy {name}: {exc}; fix the proposal") from None
+        proposed.append(replace(policy, created=datetime.now(UTC)))
+        warnings += [f"{origin}: AuthorizationPolicy {policy.ref}: {note}" for note in notes]
+    return proposed
+
+
+def predict_authz_proposal(
+    config: ReportConfig, proposed: list[AuthorizationPolicy], *, sample: str | None = None
+) -> Prediction:
+    from analyzer.analyse.authz_whatif import predict_authz
+
+    _window(config)
+    now = datetime.now(UTC).replace(microsecond=0)
+    inventory, source = inputs(config, sample=sample, now=now)
+    traffic, _ = collect_window(source, config, now)
+    return predict_authz(Analysis(inventory, traffic, _settings(config, now)), proposed)
+
+
 def what_if(config: ReportConfig, proposal: Path, *, sample: str | None = None) -> Prediction:
-    """Predict which observed plaintext clients the PeerAuthentications in file `proposal` would cut off."""
+    """Predict which observed clients the PeerAuthentications (plaintext cut off) or the
+    AuthorizationPolicies (clients denied) in file `proposal` would affect; not both in one file."""
     warnings: list[str] = []
-    proposed = read_proposal(read_apply_file(proposal), f"--apply {proposal}", warnings)
+    objects = list(read_apply_file(proposal))
+    kinds = {obj.get("kind") for obj, _ in objects}
+    if "AuthorizationPolicy" in kinds:
+        if "PeerAuthentication" in kinds:
+            raise UserError(
+                f"--apply {proposal}: holds PeerAuthentications and AuthorizationPolicies; "
+                "propose them in separate files, one what-if each"
+            )
+        policies = read_authz_proposal(objects, config.root_namespace, warnings)
+        prediction = predict_authz_proposal(config, policies, sample=sample)
+        prediction.warnings[:0] = warnings
+        return prediction
+    proposed = read_proposal(iter(objects), f"--apply {proposal}", warnings)
     prediction = predict_proposal(config, proposed, sample=sample)
     prediction.warnings[:0] = warnings
     return prediction

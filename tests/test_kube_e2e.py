@@ -307,9 +307,9 @@ def test_1200_pods_take_three_pod_calls_of_500(kube_api_factory, tmp_path):
     assert "continue" not in pod_calls[0].query and all(c.query.get("continue") for c in pod_calls[1:])
     pods = [o for o in read.objects if o["kind"] == "Pod"]
     assert len(pods) == 1200 == len({(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods})
-    # namespaces, peerauthentications, destinationrules, replicasets (400: one page), pods (three pages),
-    # services and telemetries (none: one call each)
-    assert len(api.calls) == 9, api.calls
+    # namespaces, peerauthentications, destinationrules, authorizationpolicies, replicasets (400: one
+    # page), pods (three pages), services and telemetries (none: one call each)
+    assert len(api.calls) == 10, api.calls
     inventory = read_cluster(kubeconfig=str(api.write_kubeconfig(tmp_path / "kubeconfig")))
     assert len(inventory.workloads) == 400
 

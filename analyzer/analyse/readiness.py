@@ -12,7 +12,7 @@ from functools import cached_property
 
 import pandas as pd
 
-from analyzer.analyse import advice, blind_spots, remediation, scoping
+from analyzer.analyse import advice, authz_findings, blind_spots, remediation, scoping
 from analyzer.analyse.classify import MTLS, PLAINTEXT, UNREADABLE, classify
 from analyzer.analyse.figures import doubts, plaintext_points, summarise
 from analyzer.analyse.lint import lint
@@ -375,6 +375,9 @@ class Analysis:
 
     def run(self) -> RunResult:
         workloads = self.workloads()
+        authz_findings.annotate(
+            workloads, self.inventory, self.traffic, self.observations, self.settings.root_namespace
+        )
         warnings = list(self.inventory.warnings) + list(self.traffic.warnings) + list(self.inventory.problems)
         warnings += [f"query failed: {q}" for q in self.traffic.failed_queries]
         if not self.traffic.coverage.complete:

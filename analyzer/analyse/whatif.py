@@ -58,6 +58,9 @@ class Prediction:
     # Client -> destination edges still carrying plaintext to destinations below STRICT that the
     # proposal leaves alone (for a mesh-wide STRICT: those behind namespace- or workload-level exceptions).
     untouched_edges: list[tuple[str, str]] = field(default_factory=list)
+    # What was proposed: PeerAuthentication, or AuthorizationPolicy (then `cut_off` lists the
+    # observed clients, mTLS or plaintext, the proposal would deny).
+    kind: str = "PeerAuthentication"
 
     @property
     def notes(self) -> list[str]:  # the name notebooks used before `warnings`
@@ -96,6 +99,7 @@ class Prediction:
             "doubts": list(self.doubts),
             "warnings": list(self.warnings),
             "changed_workloads": list(self.changed_workloads),
+            "proposal_kind": self.kind,
         }
 
 

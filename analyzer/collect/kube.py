@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from analyzer.collect.manifests import ROOT_NAMESPACE, build_inventory
+from analyzer.collect.manifests import ROOT_NAMESPACE, UNAVAILABLE_KIND, build_inventory
 from analyzer.errors import UserError
 from analyzer.model.inventory import Inventory
 
@@ -40,6 +40,7 @@ KEPT_ANNOTATION_PREFIXES = (
     "traffic.sidecar.istio.io/",
     "istio.io/rev",
     "inject.istio.io/templates",  # marks gateway pods
+    "istio.io/dry-run",  # an AuthorizationPolicy that is only a shadow
 )
 
 
@@ -81,9 +82,23 @@ TELEMETRIES = Resource(
     optional=True,
     degrades="Telemetry resources that disable or filter request metrics cannot be found",
 )
+# AuthorizationPolicy: v1 from Istio 1.22, v1beta1 before. Optional in a stronger sense: without
+# it (no CRD, no RBAC) only the authorization findings are lost, and they say "unknown".
+AUTHORIZATION_POLICIES = Resource(
+    "security.istio.io", ("v1", "v1beta1"), "authorizationpolicies", "AuthorizationPolicy", optional=True
+)
 # Pod owners are only needed for ReplicaSet -> Deployment. Job -> CronJob is read from the Job's
 # name as istiod does (manifests.workload_identity), so Jobs need no list and no RBAC rule.
-RESOURCES = (NAMESPACES, PEER_AUTHENTICATIONS, DESTINATION_RULES, REPLICA_SETS, PODS, SERVICES, TELEMETRIES)
+RESOURCES = (
+    NAMESPACES,
+    PEER_AUTHENTICATIONS,
+    DESTINATION_RULES,
+    AUTHORIZATION_POLICIES,
+    REPLICA_SETS,
+    PODS,
+    SERVICES,
+    TELEMETRIES,
+)
 
 
 @dataclass(slots=True)
@@ -95,6 +110,7 @@ class ClusterObjects:
     where: str = ""
     counts: dict[str, int] = field(default_factory=dict)
     unavailable: list[str] = field(default_factory=list)  # blind-spot checks that cannot run (also in warnings)
+    authz_unavailable: str = ""  # why AuthorizationPolicies could not be listed
 
 
 # -- connecting -------------------------------------------------------------------------------
@@ -389,10 +405,18 @@ def read_objects(
                 read.warnings.append(_missing_warning(resource))  # the CLI logs it with the report's warnings
                 if resource.degrades:
                     read.unavailable.append(read.warnings[-1])
+                if resource is AUTHORIZATION_POLICIES:
+                    read.authz_unavailable = "the AuthorizationPolicy CRD is not served"
             except _Forbidden as exc:
                 by_kind[resource.kind] = []
                 read.warnings.append(f"blind-spot check skipped: {exc}; until then {resource.degrades}")
                 read.unavailable.append(read.warnings[-1])
+            except UserError as exc:
+                if resource is not AUTHORIZATION_POLICIES:
+                    raise
+                by_kind[resource.kind] = []
+                read.authz_unavailable = str(exc)
+                read.warnings.append(f"authorization findings are unknown: {exc}")
     finally:
         api_client.close()
     # Only the ReplicaSets that own a pod: old revisions (ten per Deployment by default) name nothing.
@@ -426,6 +450,8 @@ def _missing_warning(resource: Resource) -> str:
             f"{SECURITY_CRDS_MISSING} (no peerauthentications.security.istio.io {versions}): every workload has the "
             "default mode PERMISSIVE; check --context points at the mesh's cluster and that Istio is installed"
         )
+    if resource is AUTHORIZATION_POLICIES:
+        return f"no authorizationpolicies.security.istio.io {versions}: the authorization findings are unknown"
     return (
         f"{NETWORKING_CRDS_MISSING} (no destinationrules.networking.istio.io {versions}): DestinationRules that "
         "disable TLS cannot be named as causes"
@@ -436,6 +462,8 @@ def inventory_from(read: ClusterObjects, *, cluster: str = "", root_namespace: s
     inventory = build_inventory(((o, "cluster") for o in read.objects), cluster=cluster, root_namespace=root_namespace)
     inventory.warnings[:0] = read.warnings
     inventory.unavailable_checks += read.unavailable
+    if read.authz_unavailable:
+        inventory.authz_unavailable = read.authz_unavailable
     return inventory
 
 
@@ -465,7 +493,12 @@ def snapshot_text(read: ClusterObjects, *, taken: datetime | None = None) -> str
         "# Reproduce a run with: mtls-readiness report --policies-from THIS_FILE --prometheus-url ...",
     ]
     header += [f"# warning: {w}" for w in read.warnings]
-    body = yaml.safe_dump_all(read.objects, sort_keys=False, explicit_start=True, default_flow_style=False)
+    objects = list(read.objects)
+    if read.authz_unavailable:  # read back as "unknown", never as "no AuthorizationPolicy exists"
+        objects.append(
+            {"kind": UNAVAILABLE_KIND, "resource": "authorizationpolicies", "reason": read.authz_unavailable}
+        )
+    body = yaml.safe_dump_all(objects, sort_keys=False, explicit_start=True, default_flow_style=False)
     return "\n".join(header) + "\n" + body
 
 

@@ -19,11 +19,13 @@ from pydantic import ValidationError
 from analyzer.collect import schemas
 from analyzer.collect.schemas import Metadata, PodMetadata, PodSpec, WorkloadObject
 from analyzer.config import ReportConfig
+from analyzer.model.authorization import AuthorizationPolicy
 from analyzer.model.inventory import Dataplane, Inventory, Namespace, Workload
 from analyzer.model.observability import MetricsOverride, MetricsRule, Service, ServicePort, Telemetry
 from analyzer.model.policy import DestinationRule, Mode, PeerAuthentication
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_REASON = 240
 WORKLOAD_KINDS = set(schemas.WORKLOAD_SHAPES)
 PEER_AUTH_GROUP = "security.istio.io"
 DEST_RULE_GROUP = "networking.istio.io"
@@ -371,6 +373,31 @@ def _doubt_unread_policy(inv: Inventory, unscoped: list[str], obj: dict, why: st
         inv.policy_doubts.setdefault(scope, []).append(reason)
 
 
+# A snapshot taken without the right to list AuthorizationPolicies says so in a document of this
+# kind, so reading it back never takes "none listed" for "none exist".
+UNAVAILABLE_KIND = "MtlsReadinessUnavailable"
+
+
+def read_authorization_policy(obj: Any, default_namespace: str = "default") -> tuple[AuthorizationPolicy, list[str]]:
+    """The AuthorizationPolicy and what is worth a warning about it; ObjectError when malformed."""
+    from analyzer.collect.authorization import read_authorization_policy as read
+
+    return read(obj, default_namespace, validate, _created)
+
+
+def _authorization_policy(inv: Inventory, obj: dict, origin: str, default_namespace: str, root: str) -> None:
+    try:
+        policy, notes = read_authorization_policy(obj, default_namespace)
+    except ObjectError as exc:
+        scope = _pa_namespace(obj, default_namespace) or root
+        inv.authz_doubts.setdefault(scope, []).append(
+            f"AuthorizationPolicy {ref(obj).split(' ', 1)[1]} could not be read ({exc})"
+        )
+        raise
+    inv.authorization_policies.append(policy)
+    inv.warnings += [f"{origin}: {ref(obj)}: {note}" for note in notes]
+
+
 def build_inventory(
     objects: Iterable[tuple[Item, str]],
     *,
@@ -394,6 +421,9 @@ def build_inventory(
         if isinstance(obj, Unreadable):
             inv.problems.append(f"{origin}: skipped: {obj.reason}")
             unscoped.append(f"{origin} could not be read ({obj.reason}); it may hold a PeerAuthentication")
+            inv.authz_doubts.setdefault(root_namespace, []).append(
+                f"{origin} could not be read ({obj.reason}); it may hold an AuthorizationPolicy"
+            )
             continue
         kind = obj.get("kind") if isinstance(obj, dict) else None
         try:
@@ -401,7 +431,12 @@ def build_inventory(
                 _doubt_unread_policy(inv, unscoped, obj, "apiVersion is missing or not a string", default_namespace)
             if not isinstance(kind, str) or not kind:
                 raise ObjectError("kind is missing or not a string")
-            if kind in ("PeerAuthentication", "DestinationRule") and not isinstance(obj.get("apiVersion"), str):
+            if kind == "AuthorizationPolicy" and not isinstance(obj.get("apiVersion"), str):
+                scope = _pa_namespace(obj, default_namespace) or root_namespace
+                inv.authz_doubts.setdefault(scope, []).append(f"{ref(obj)} could not be read (no apiVersion)")
+            if kind in ("PeerAuthentication", "DestinationRule", "AuthorizationPolicy") and not isinstance(
+                obj.get("apiVersion"), str
+            ):
                 raise ObjectError("apiVersion is missing or not a string")  # whose policy it is cannot be told
             if kind == "Namespace":
                 ns = namespace(obj)
@@ -414,6 +449,10 @@ def build_inventory(
                     raise
                 inv.peer_authentications.append(policy)
                 inv.warnings += [f"{origin}: {ref(obj)}: {note}" for note in notes]
+            elif kind == "AuthorizationPolicy" and _group(obj) == PEER_AUTH_GROUP:
+                _authorization_policy(inv, obj, origin, default_namespace, root_namespace)
+            elif kind == UNAVAILABLE_KIND and obj.get("resource") == "authorizationpolicies":
+                inv.authz_unavailable = schemas.short(obj.get("reason") or "not listed", MAX_REASON)
             elif kind == "DestinationRule" and _group(obj) == DEST_RULE_GROUP:
                 inv.destination_rules.append(destination_rule(obj, default_namespace))
             elif kind == "Service" and _group(obj) in ("", "v1"):

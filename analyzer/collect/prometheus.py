@@ -23,7 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from analyzer.collect import crosscheck, matchers, plan, prometheus_auth, queries
+from analyzer.collect import crosscheck, matchers, plan, prometheus_auth, queries, responses
 from analyzer.collect.answers import QueryFailed, clip, error_text, read_label_values, read_query
 from analyzer.config import PrometheusSettings
 from analyzer.errors import UserError
@@ -278,6 +278,7 @@ class PrometheusTrafficSource:
         traffic.timeline = _concat([f for n, f in frames.items() if n.startswith("timeline:")], empty_timeline())
         traffic.coverage = self._coverage(window_start, window_end)
         self._proxy_presence(traffic)
+        responses.collect(self.client, traffic, window_start, window_end, describe)
         log.info(
             "collected %d series groups and %d timeline points from %s in %.1fs",
             len(traffic.observations),

@@ -180,3 +180,31 @@ class ProxyPresence:
 
     def promql(self) -> str:
         return f"count by ({', '.join(POD_LABELS)}) (last_over_time({PROXY_LIVE}[{duration(self.window)}]))"
+
+
+# Labels of the plaintext-responses query: who sent plaintext to whom, and what the server answered.
+RESPONSE_LABELS = {
+    "source_workload_namespace": "source_namespace",
+    "source_workload": "source_workload",
+    "destination_workload_namespace": "destination_namespace",
+    "destination_workload": "destination_workload",
+    "response_code": "response_code",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PlaintextResponses:
+    """Plaintext HTTP requests per client, destination and response code over the window: one part.
+
+    A sidecar's RBAC filter answers a denied request with a local 403 that istio_stats still
+    counts, with connection_security_policy="none" on the server side (docs/authorization.md).
+    Only the sidecar's reporter="destination": a waypoint never sees plaintext."""
+
+    window: timedelta
+    part: str = GROWN
+
+    def promql(self) -> str:
+        sel = f'{REQUESTS}{{reporter="destination", connection_security_policy="none"}}'
+        w = duration(self.window)
+        inner = f"increase({sel}[{w}])" if self.part == GROWN else _born(sel, w)
+        return f"sum by ({', '.join(RESPONSE_LABELS)}) ({inner})"

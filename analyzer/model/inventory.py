@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from analyzer.model.authorization import AuthorizationPolicy
 from analyzer.model.observability import Service, Telemetry
 from analyzer.model.policy import DestinationRule, PeerAuthentication
 
@@ -82,6 +83,12 @@ class Inventory:
     # Blind-spot inputs that could not be listed at all (CRD missing, 403): the check that
     # needed them did not run, which the report says.
     unavailable_checks: list[str] = field(default_factory=list)
+    authorization_policies: list[AuthorizationPolicy] = field(default_factory=list)
+    # Namespace -> why its AuthorizationPolicies cannot be trusted (one could not be read): the
+    # authorization findings there are unknown. The root namespace stands for the whole mesh.
+    authz_doubts: dict[str, list[str]] = field(default_factory=dict)
+    # Why no AuthorizationPolicy could be listed at all (CRD missing, 403): every finding unknown.
+    authz_unavailable: str = ""
 
     def add_workload(self, workload: Workload) -> None:
         self.workloads.setdefault(workload.key, workload)

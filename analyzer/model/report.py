@@ -87,6 +87,18 @@ class WorkloadResult:
     in_inventory: bool = True
     # A STRICT PeerAuthentication to apply, for READY workloads with a workload-level policy.
     remediation: str = ""
+    # AuthorizationPolicy against plaintext, for meshed workloads below STRICT ("" elsewhere):
+    # open, denied, depends (on fields the metrics lack) or unknown (a policy could not be read).
+    authz_plaintext: str = ""
+    authz_reason: str = ""
+    authz_policies: list[str] = field(default_factory=list)  # enforced policies that apply
+    # DENY rules keyed on peer identity, which plaintext never matches: "ns/name rules[i] (fields)".
+    authz_slipped_rules: list[str] = field(default_factory=list)
+    # Observed plaintext clients every request of which was answered 403 (already broken).
+    plaintext_denied_clients: list[str] = field(default_factory=list)
+    plaintext_denials_unknown: str = ""  # why the response codes could not be read
+    # A suggested AuthorizationPolicy (YAML) for an open workload still receiving plaintext: to review.
+    authz_suggestion: str = ""
 
 
 @dataclass(slots=True)

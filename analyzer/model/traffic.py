@@ -27,6 +27,9 @@ OBSERVATION_COLUMNS = [*EDGE_KEY, "reporter", "connection_security_policy", "cou
 # Plaintext volume per edge and time step, for first/last seen and the timeline chart.
 TIMELINE_COLUMNS = [*EDGE_KEY, "connection_security_policy", "timestamp", "count"]
 
+RESPONSE_COLUMNS = ["source_namespace", "source_workload", "destination_namespace", "destination_workload"]
+RESPONSE_COLUMNS += ["response_code", "count"]
+
 UNIT_BY_PROTOCOL = {"http": "requests", "grpc": "requests", "tcp": "connections"}
 
 
@@ -72,3 +75,8 @@ class Traffic:
     # None when the source did not ask, or the query failed (then `proxy_presence_error` says why).
     proxy_pods: frozenset[tuple[str, str]] | None = None
     proxy_presence_error: str = ""
+    # Plaintext HTTP requests per client, destination and response code (RESPONSE_COLUMNS), for
+    # "plaintext already denied". None: not collected (a source without it, or the query failed,
+    # then `responses_failed` says why); the findings it feeds are then unknown, never "none denied".
+    plaintext_responses: pd.DataFrame | None = None
+    responses_failed: str = ""

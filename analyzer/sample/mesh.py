@@ -56,6 +56,7 @@ class Flow:
     start: timedelta | None = None  # None: since the data begins
     stop: timedelta | None = None  # None: until now
     drop_security_label: bool = False  # a Telemetry API override removed connection_security_policy
+    response_code: str = "200"  # e.g. "403": what a server-side AuthorizationPolicy answers
 
 
 @dataclass(slots=True)
@@ -168,7 +169,7 @@ class SampleMesh:
             "response_flags": "-",
         }
         if flow.protocol != "tcp":
-            labels["response_code"] = "200"
+            labels["response_code"] = flow.response_code
             labels["grpc_response_status"] = "0" if flow.protocol == "grpc" else ""
         return labels
 

@@ -11,6 +11,7 @@ import pandas as pd
 from analyzer.collect import queries
 from analyzer.model.traffic import (
     OBSERVATION_COLUMNS,
+    RESPONSE_COLUMNS,
     TIMELINE_COLUMNS,
     Coverage,
     Traffic,
@@ -39,6 +40,7 @@ class SampleTrafficSource:
         traffic = Traffic(window_start=window_start, window_end=window_end, source=self.source)
         traffic.observations = _totals(series, window_start, window_end)
         traffic.timeline = _timeline(series, window_start, window_end, step)
+        traffic.plaintext_responses = _responses(series, window_start, window_end)
         data_start = self.now - self.mesh.history
         if data_start > window_start + queries.presence_span(window_end - window_start):
             traffic.coverage = Coverage(
@@ -93,3 +95,20 @@ def _timeline(series: list[Series], start: datetime, end: datetime, step: timede
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     keys = [c for c in TIMELINE_COLUMNS if c != "count"]
     return frame.groupby(keys, as_index=False, dropna=False)["count"].sum()[TIMELINE_COLUMNS]
+
+
+def _responses(series: list[Series], start: datetime, end: datetime) -> pd.DataFrame:
+    """What queries.PlaintextResponses answers: plaintext requests by response code."""
+    rows = []
+    for s in series:
+        labels = s.labels
+        if labels.get("reporter") != "destination" or labels.get("connection_security_policy") != "none":
+            continue
+        if "response_code" not in labels:  # TCP
+            continue
+        grown = _in_window(s, start, end)
+        if grown is not None:
+            rows.append([labels.get(label, "") for label in queries.RESPONSE_LABELS] + [grown])
+    frame = pd.DataFrame(rows, columns=RESPONSE_COLUMNS).astype({"count": "float64"})
+    keys = [c for c in RESPONSE_COLUMNS if c != "count"]
+    return frame.groupby(keys, as_index=False, dropna=False)["count"].sum()[RESPONSE_COLUMNS]

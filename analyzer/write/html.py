@@ -182,6 +182,20 @@ def _coverage(run: RunResult) -> Coverage:
     )
 
 
+AUTHZ_TEXT = {
+    "open": "open to plaintext",
+    "denied": "plaintext already denied",
+    "depends": "depends on fields the metrics lack",
+    "unknown": "unknown",
+}
+
+
+def _authz_rows(workloads: Iterable[WorkloadResult]) -> list[WorkloadResult]:
+    """Workloads with an authorization finding: those receiving plaintext first, most first."""
+    rows = [w for w in workloads if w.authz_plaintext]
+    return sorted(rows, key=lambda w: (-w.plaintext_count, w.namespace, w.workload))
+
+
 def _top(items: Sequence[Any], limit: int = TOP_ROWS) -> tuple[list[Any], int]:
     return list(items[:limit]), len(items)
 
@@ -229,6 +243,8 @@ def render_report(run: RunResult, summary: dict[str, Any], history: Sequence[dic
         change_list_limit=CHANGE_LIST_LIMIT,
         rows_per_namespace=ROWS_PER_NAMESPACE,
         remediation_file=REMEDIATION_FILE if _remediation_documents(run) else "",
+        authz_workloads=_top(_authz_rows(run.workloads)),
+        authz_text=AUTHZ_TEXT,
     )
 
 

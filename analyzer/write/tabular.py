@@ -28,6 +28,7 @@ WORKLOAD_COLUMNS = [
     "mtls_count", "plaintext_count", "plaintext_sources", "verdict",
     # additions
     "kind", "dataplane", "in_inventory", "reasons",
+    "authz_plaintext", "authz_reason", "authz_slipped_rules", "plaintext_denied_clients",
 ]  # fmt: skip
 NAMESPACE_COLUMNS = [
     "cluster", "namespace", "mode", "workloads", "enforced", "ready", "blocked", "no_traffic",

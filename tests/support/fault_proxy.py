@@ -34,7 +34,7 @@ class Request:
 
     @property
     def kind(self) -> str:
-        """check, probe, coverage, totals, timeline or labels: which of the job's requests this is."""
+        """check, probe, coverage, totals, timeline, responses or labels: which of the job's requests this is."""
         q = self.query
         if self.path.startswith("/api/v1/label/"):
             return "labels"
@@ -44,6 +44,8 @@ class Request:
             return "probe"
         if q.startswith("count("):
             return "coverage"
+        if "response_code" in q:  # queries.PlaintextResponses
+            return "responses"
         return "timeline" if self.path == "/api/v1/query_range" else "totals"
 
     @property

@@ -35,6 +35,7 @@ RESOURCES: dict[tuple[str, str], tuple[str, tuple[str, ...], bool]] = {
     ("batch", "jobs"): ("Job", ("v1",), True),
     ("batch", "cronjobs"): ("CronJob", ("v1",), True),
     ("security.istio.io", "peerauthentications"): ("PeerAuthentication", ("v1", "v1beta1"), True),
+    ("security.istio.io", "authorizationpolicies"): ("AuthorizationPolicy", ("v1", "v1beta1"), True),
     ("networking.istio.io", "destinationrules"): ("DestinationRule", ("v1", "v1beta1", "v1alpha3"), True),
     ("telemetry.istio.io", "telemetries"): ("Telemetry", ("v1", "v1alpha1"), True),
 }

@@ -1,0 +1,214 @@
+"""Per workload below STRICT: what its AuthorizationPolicies do to plaintext, with traffic as evidence.
+
+- open: nothing stops a request without a peer identity;
+- denied: the policies already reject plaintext (STRICT changes only how it fails);
+- depends: decided by fields the metrics do not carry (paths, JWTs, addresses, ports);
+- unknown: a policy that could apply could not be read, or none could be listed.
+Plus the DENY rules plaintext slips past, the observed plaintext clients already answered 403,
+and for an open workload that still receives plaintext a suggested policy to start from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pandas as pd
+import yaml
+
+from analyzer.analyse.authz_engine import AuthzEngine, plaintext_finding
+from analyzer.analyse.classify import MTLS, PLAINTEXT
+from analyzer.analyse.remediation import SAFE_DUMPER, workload_selector
+from analyzer.analyse.verdicts import UNNAMED, source_name
+from analyzer.model.inventory import Dataplane, Inventory, Workload
+from analyzer.model.report import Verdict, WorkloadResult
+from analyzer.model.traffic import Traffic
+
+UNKNOWN = "unknown"
+DENIED_CODE = "403"
+# A SPIFFE principal as the metrics name it; anything else is not copied into a suggestion.
+_PRINCIPAL = re.compile(r"^spiffe://([A-Za-z0-9._-]+/ns/[A-Za-z0-9._-]+/sa/[A-Za-z0-9._-]+)$")
+
+
+@dataclass(slots=True)
+class AuthzFinding:
+    status: str  # open, denied, depends, unknown
+    reason: str
+    policies: list[str] = field(default_factory=list)
+    slipped_rules: list[str] = field(default_factory=list)
+    denied_clients: list[str] = field(default_factory=list)
+    denials_unknown: str = ""  # why the 403s could not be read
+    suggestion: str = ""
+
+
+def _printable(text: str, limit: int = 80) -> str:
+    """Label text for a YAML comment: one line, bounded (labels are attacker-controlled)."""
+    clean = "".join(c if c.isprintable() else "?" for c in text[: limit + 1])
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+
+
+def authz_doubts(inventory: Inventory, namespace: str, root: str, workload: Workload | None) -> list[str]:
+    """Why the policies that could apply to a workload in `namespace` cannot be trusted."""
+    doubts = []
+    if inventory.authz_unavailable:
+        doubts.append(f"AuthorizationPolicies could not be listed ({inventory.authz_unavailable})")
+    for scope in dict.fromkeys((root, namespace)):
+        doubts += inventory.authz_doubts.get(scope, [])
+    if workload is None and any(
+        p.selector and p.namespace in (root, namespace) for p in inventory.authorization_policies
+    ):
+        doubts.append("labels unknown: the workload is not in the inventory, so selector policies cannot be matched")
+    return doubts
+
+
+def _plaintext_by_destination(frame: pd.DataFrame) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(client, protocol) of each plaintext row, per destination: read once, in plain Python (a
+    big mesh has thousands of destinations, and a pandas filter per destination adds up)."""
+    out: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    columns = ["destination_namespace", "destination_workload", "source_namespace", "source_workload", "protocol"]
+    for ns, wl, src_ns, src_wl, protocol in zip(*(frame[c] for c in columns), strict=True):
+        out[(ns, wl)].append((source_name(src_ns, src_wl), str(protocol)))
+    return out
+
+
+def _principals_by_destination(frame: pd.DataFrame) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = defaultdict(set)
+    columns = ["destination_namespace", "destination_workload", "source_principal"]
+    for ns, wl, principal in zip(*(frame[c] for c in columns), strict=True):
+        out[(ns, wl)].add(str(principal))
+    return out
+
+
+def denied_by_destination(responses: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
+    """Per destination, the plaintext clients every request of which was answered 403."""
+    totals: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
+    columns = ["destination_namespace", "destination_workload", "source_namespace", "source_workload"]
+    for ns, wl, src_ns, src_wl, code, count in zip(
+        *(responses[c] for c in [*columns, "response_code", "count"]), strict=True
+    ):
+        if count > 0:
+            seen = totals[(ns, wl)][source_name(src_ns, src_wl)]
+            seen[0] += count
+            seen[1] += count if code == DENIED_CODE else 0.0
+    return {
+        key: sorted(src for src, (total, denied) in by_source.items() if denied == total)
+        for key, by_source in totals.items()
+    }
+
+
+def suggest(
+    workload: Workload, neighbours: list[Workload], mtls_principals: Iterable[str], plaintext_clients: Iterable[str]
+) -> str:
+    """An ALLOW policy that keeps the observed mTLS identities and admits plaintext only on the
+    workload's declared ports: a starting point to review, never to apply as is."""
+    selector = workload_selector(workload, neighbours)
+    if selector is None:
+        return ""
+    principals = sorted({m.group(1) for p in mtls_principals if (m := _PRINCIPAL.match(p))})
+    rules: list[dict] = []
+    if principals:
+        rules.append({"from": [{"source": {"principals": principals}}]})
+    plaintext_rule: dict = {"from": [{"source": {"notPrincipals": ["*"]}}]}
+    if workload.ports:
+        plaintext_rule["to"] = [{"operation": {"ports": [str(p) for p in workload.ports]}}]
+    rules.append(plaintext_rule)
+    doc = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": {"name": f"{workload.name}-limit-plaintext"[:253], "namespace": workload.namespace},
+        "spec": {"selector": {"matchLabels": selector}, "action": "ALLOW", "rules": rules},
+    }
+    clients = sorted(set(plaintext_clients))
+    header = [
+        "# A STARTING POINT TO REVIEW, not a policy to apply as is (generated by mtls-readiness).",
+        "# Rule 1 keeps the mTLS clients seen in the window; any other mTLS client would be denied.",
+        "# Rule 2 admits requests without a peer identity (plaintext)"
+        + (" on the declared ports only." if workload.ports else "."),
+        "# Narrow rule 2 with ipBlocks of the plaintext clients' addresses, which the metrics do not carry.",
+        "# Plaintext clients seen: "
+        + ", ".join(_printable(c) for c in clients[:10])
+        + (" ..." if len(clients) > 10 else ""),
+    ]
+    return "\n".join(header) + "\n" + yaml.dump(doc, Dumper=SAFE_DUMPER, sort_keys=False)
+
+
+def findings(
+    inventory: Inventory,
+    traffic: Traffic,
+    observations: pd.DataFrame,
+    engine: AuthzEngine,
+    below_strict: Iterable[tuple[str, str]],
+    root: str,
+) -> dict[tuple[str, str], AuthzFinding]:
+    """The finding for each meshed (ns, name) in `below_strict`, from the classified observations."""
+    positive = observations[observations["count"] > 0]
+    plain = _plaintext_by_destination(positive[positive["security"] == PLAINTEXT])
+    mtls = _principals_by_destination(positive[positive["security"] == MTLS])
+    responses = None if traffic.plaintext_responses is None else denied_by_destination(traffic.plaintext_responses)
+    by_namespace: dict[str, list[Workload]] = {}
+    for w in inventory.workloads.values():
+        by_namespace.setdefault(w.namespace, []).append(w)
+    out: dict[tuple[str, str], AuthzFinding] = {}
+    for ns, name in below_strict:
+        if name in UNNAMED:
+            continue
+        workload = inventory.workload(ns, name)
+        here = plain.get((ns, name), [])
+        protocols = {protocol for _, protocol in here}
+        clients = [client for client, _ in here]
+        doubts = authz_doubts(inventory, ns, root, workload)
+        labels = workload.labels if workload else {}
+        ambient = workload is not None and workload.dataplane is Dataplane.AMBIENT
+        finding = plaintext_finding(engine, ns, labels, protocols, ambient)
+        denied: list[str] | None = []
+        if clients:
+            denied = None if responses is None else responses.get((ns, name), [])
+        result = AuthzFinding(
+            status=UNKNOWN if doubts else finding.status,
+            reason="; ".join(doubts) if doubts else _reason(finding.status, finding.why, finding.by),
+            policies=finding.policies,
+            slipped_rules=[s.describe() for s in finding.slipped],
+            denied_clients=denied or [],
+            denials_unknown=(traffic.responses_failed or "response codes were not collected") if denied is None else "",
+        )
+        result.reason += "".join(f"; {n}" for n in finding.not_applied)
+        if result.status == "open" and clients and workload is not None:
+            result.suggestion = suggest(workload, by_namespace.get(ns, []), mtls.get((ns, name), set()), clients)
+        out[(ns, name)] = result
+    return out
+
+
+def _reason(status: str, why: str, by: tuple[str, ...]) -> str:
+    rules = f" ({', '.join(by[:5])}{' ...' if len(by) > 5 else ''})" if by else ""
+    lead = {
+        "open": "plaintext is admitted",
+        "denied": "plaintext is already denied",
+        "depends": "plaintext may be denied",
+    }.get(status, status)
+    return f"{lead}: {why}{rules}"
+
+
+def annotate(
+    workloads: list[WorkloadResult],
+    inventory: Inventory,
+    traffic: Traffic,
+    observations: pd.DataFrame,
+    root: str,
+) -> None:
+    """Fill the authorization fields of every meshed workload below STRICT."""
+    below = [
+        (w.namespace, w.workload)
+        for w in workloads
+        if w.verdict not in (Verdict.ENFORCED, Verdict.NOT_MESHED) and w.dataplane in ("sidecar", "ambient")
+    ]
+    engine = AuthzEngine(inventory.authorization_policies, root)
+    found = findings(inventory, traffic, observations, engine, below, root)
+    for w in workloads:
+        f = found.get((w.namespace, w.workload))
+        if f is None:
+            continue
+        w.authz_plaintext, w.authz_reason, w.authz_policies = f.status, f.reason, f.policies
+        w.authz_slipped_rules, w.plaintext_denied_clients = f.slipped_rules, f.denied_clients
+        w.plaintext_denials_unknown, w.authz_suggestion = f.denials_unknown, f.suggestion
