@@ -13,6 +13,7 @@ from functools import cached_property
 import pandas as pd
 
 from analyzer.analyse import advice, remediation
+from analyzer.analyse.attribution import Window, attribute
 from analyzer.analyse.classify import MTLS, PLAINTEXT, UNREADABLE, classify
 from analyzer.analyse.figures import doubts, plaintext_points, summarise
 from analyzer.analyse.policy_engine import NAMESPACE, WORKLOAD, PolicyEngine, Resolution
@@ -377,6 +378,16 @@ class Analysis:
         unknown = sum(1 for w in workloads if w.verdict is Verdict.UNKNOWN)
         if unknown:
             warnings.append(f"{unknown} workload(s) are UNKNOWN: the data needed was missing; see their reasons")
+        edges, timeline = self.edges(), plaintext_points(self.timeline, PLAINTEXT)
+        attributions, clients = attribute(
+            edges,
+            self.inventory,
+            self.traffic.clients,
+            timeline,
+            Window(self.traffic.window_start, self.traffic.window_end),
+            mtls_from=self._mtls_from(),
+            timeline_doubt="; ".join(self.traffic.incomplete),
+        )
         result = RunResult(
             run_id=self.settings.run_id,
             generated_at=self.settings.generated_at,
@@ -387,16 +398,26 @@ class Analysis:
             root_namespace=self.settings.root_namespace,
             workloads=workloads,
             namespaces=self.namespaces(workloads),
-            edges=self.edges(),
+            edges=edges,
             mesh=self.mesh(workloads),
-            timeline=plaintext_points(self.timeline, PLAINTEXT),
+            timeline=timeline,
             warnings=warnings,
             errors=list(self.traffic.incomplete),
             misconfigurations=self.engine.ignored_policies(),
             doubts=doubts(self.traffic, self.inventory, self.doubts),
             cluster=self.settings.cluster,
+            attributions=attributions,
+            clients=clients,
         )
         return summarise(result)
+
+    def _mtls_from(self) -> dict[tuple[str, str, str, str], float]:
+        """mTLS volume per (client ns, client, destination ns, destination) as the server names it."""
+        obs = self.observations
+        if obs.empty:
+            return {}
+        keys = ["source_namespace", "source_workload", "destination_namespace", "destination_workload"]
+        return obs[obs["security"] == MTLS].groupby(keys)["count"].sum().to_dict()
 
 
 _MAX_REASONS = 20

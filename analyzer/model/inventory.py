@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from analyzer.model.clients import ClientInventory
 from analyzer.model.policy import DestinationRule, PeerAuthentication
 
 
@@ -43,6 +44,7 @@ class Workload:
     ports: tuple[int, ...] = ()
     service_account: str = "default"
     cluster: str = ""
+    host_network: bool = False  # spec.hostNetwork: never injected; as a client it shows the node's address
 
     @property
     def key(self) -> tuple[str, str]:
@@ -69,6 +71,8 @@ class Inventory:
     # Namespace -> why its policies cannot be trusted: a PeerAuthentication there could not be
     # read (it might be the oldest, deciding one). The root namespace stands for the whole mesh.
     policy_doubts: dict[str, list[str]] = field(default_factory=dict)
+    # Pod and node addresses, probes, Jobs and CronJobs: what names an unknown plaintext client.
+    clients: ClientInventory = field(default_factory=ClientInventory)
 
     def add_workload(self, workload: Workload) -> None:
         self.workloads.setdefault(workload.key, workload)

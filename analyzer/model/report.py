@@ -14,6 +14,7 @@ from datetime import datetime
 import pandas as pd
 
 from analyzer import __version__
+from analyzer.model.clients import ClientGroup, EdgeAttribution
 
 # Bump when a field changes meaning or is removed; adding a field with a default keeps the version.
 SCHEMA_VERSION = 1
@@ -230,6 +231,9 @@ class RunResult:
     mtls_share: dict[str, float | None] = field(default_factory=dict)  # per unit; None: no such traffic
     blockers: int = 0  # plaintext client -> destination edges that a STRICT switch would cut off
     changes: Changes = field(default_factory=Changes)
+    # Who sent each unnamed blocker edge's plaintext (docs/attribution.md), and blockers grouped by client.
+    attributions: list[EdgeAttribution] = field(default_factory=list)
+    clients: list[ClientGroup] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:

@@ -11,6 +11,8 @@ from datetime import datetime
 
 import pandas as pd
 
+from analyzer.model.clients import ClientTraffic
+
 # One row per server-side series group, summed over the lookback window.
 EDGE_KEY = [
     "source_cluster",
@@ -68,3 +70,5 @@ class Traffic:
     # Data that no verdict depends on but the report shows (first/last seen, the timeline):
     # missing, the verdicts stand but the run is incomplete.
     incomplete: list[str] = field(default_factory=list)
+    # Peer addresses, client-side series and scrape targets: what names an unknown plaintext client.
+    clients: ClientTraffic = field(default_factory=ClientTraffic)
