@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from analyzer.collect import schemas
+from analyzer.collect import client_facts, schemas
 from analyzer.collect.schemas import Metadata, PodMetadata, PodSpec, WorkloadObject
 from analyzer.config import ReportConfig
 from analyzer.model.inventory import Dataplane, Inventory, Namespace, Workload
@@ -285,6 +285,7 @@ def _workload(
         ports=_ports(pod_spec),
         service_account=pod_spec.serviceAccountName or "default",
         cluster=cluster,
+        host_network=bool(pod_spec.hostNetwork),
     )
 
 
@@ -331,6 +332,7 @@ def build_inventory(
     pending: list[tuple[str, WorkloadObject]] = []
     owners: Owners = {}
     unscoped: list[str] = []
+    facts: list[tuple[str, dict, str]] = []  # read again for attribution (client_facts)
     for obj, origin in objects:
         if isinstance(obj, Notice):
             inv.warnings.append(f"{origin}: {obj.text}")
@@ -360,9 +362,12 @@ def build_inventory(
                 inv.warnings += [f"{origin}: {ref(obj)}: {note}" for note in notes]
             elif kind == "DestinationRule" and _group(obj) == DEST_RULE_GROUP:
                 inv.destination_rules.append(destination_rule(obj, default_namespace))
+            elif kind == "Node":
+                facts.append((kind, obj, origin))
             elif kind in WORKLOAD_KINDS:
                 kind, shape = read_workload(obj)
                 pending.append((kind, shape))
+                facts.append((kind, obj, origin))
                 if kind == "ReplicaSet":
                     owners[(shape.metadata.namespace or "", shape.metadata.name)] = shape.metadata
         except ObjectError as exc:
@@ -373,4 +378,19 @@ def build_inventory(
         inv.add_workload(_workload(kind, shape, inv.namespaces, owners, default_namespace, cluster))
     if unscoped:
         inv.policy_doubts.setdefault(root_namespace, []).extend(unscoped)
+    inv.clients, problems = client_facts.read_facts(facts, _identity(inv, owners, default_namespace))
+    inv.problems += problems
     return inv
+
+
+def _identity(inv: Inventory, owners: Owners, default_namespace: str) -> client_facts.Identity:
+    """(namespace, Istio workload name, meshed) of an object already read as a workload."""
+
+    def identity(kind: str, obj: Any) -> tuple[str, str, bool]:
+        shape = validate(schemas.WORKLOAD_SHAPES[kind], obj)
+        namespace = shape.metadata.namespace or default_namespace
+        name = workload_identity(kind, shape.metadata, owners)[1]
+        found = inv.workload(namespace, name)
+        return namespace, name, bool(found and found.meshed)
+
+    return identity
