@@ -114,7 +114,8 @@ class Attributor:
         named = {c.name for c in candidates}
         candidates += [c for c in self._sidecarless(edge) if c.name not in named]
         candidates = [self._capped(c) for c in candidates]
-        candidates.sort(key=lambda c: (CONFIDENCES.index(c.confidence), _SOURCE_ORDER.index(c.source), c.name))
+        # Stable: within one source, candidates keep the order that source ranked them in.
+        candidates.sort(key=lambda c: (CONFIDENCES.index(c.confidence), _SOURCE_ORDER.index(c.source)))
         return EdgeAttribution(
             edge.source_namespace,
             edge.source_workload,
@@ -279,8 +280,8 @@ class Attributor:
                 continue
             runs = [(f, f) for f in fires]
             hit, matched = explained(runs)
-            if not hit:
-                continue
+            if hit < len(bursts) / 2:
+                continue  # most of the plaintext falls outside its runs: the schedule says nothing
             zone = cron.time_zone or "UTC (timeZone unset: kube-controller-manager's zone may differ)"
             confidence = LIKELY if hit == len(bursts) and matched >= 0.8 * len(runs) else POSSIBLE
             out.append(
@@ -298,7 +299,7 @@ class Attributor:
             if not self._is_sidecarless(job.namespace, job.workload):
                 continue
             hit, _ = explained([(job.start, job.completion or self.window.end)])
-            if not hit:
+            if hit < len(bursts) / 2:
                 continue
             confidence = LIKELY if hit == len(bursts) else POSSIBLE
             ended = f"completed {job.completion:%Y-%m-%d %H:%M}Z" if job.completion else "not completed"
@@ -439,6 +440,8 @@ def group(edges: Iterable[EdgeResult], attributions: dict[tuple, EdgeAttribution
             evidence = ("possibly " + ", ".join(shown)) if shown else "no source names it"
             advice[client].append(e.advice)
         row = rows.setdefault(client, ClientGroup(client, attributed, confidence, evidence))
+        if attributed and not row.attributed:  # Istio names it on some edges; attribution on others
+            row.attributed, row.confidence = True, confidence
         if row.evidence != evidence and evidence and evidence not in row.evidence:
             row.evidence = f"{row.evidence}; {evidence}" if row.evidence else evidence
         if CONFIDENCES.index(confidence or CERTAIN) > CONFIDENCES.index(row.confidence or CERTAIN):

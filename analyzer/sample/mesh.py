@@ -25,6 +25,8 @@ TCP_OPENED = "istio_tcp_connections_opened_total"
 CREATED = "2026-01-01T00:00:00Z"
 REWRITE = "sidecar.istio.io/rewriteAppHTTPProbers"
 NODE = "node-1"
+PEER_LABEL = "source_address"
+OUTSIDE = "203.0.113.7"  # a caller outside the cluster (documentation range)
 NODE_IP = "10.0.0.10"
 
 
@@ -79,6 +81,9 @@ class SampleMesh:
     trust_domain: str = "cluster.local"
     root_namespace: str = "istio-system"
     history: timedelta = timedelta(days=8)  # how far back the exported data goes
+    # Destination namespaces with the Telemetry override that adds the peer address
+    # (docs/attribution.md): their server-side series carry PEER_LABEL.
+    peer_address_namespaces: frozenset[str] = frozenset()
 
     def workload(self, ref: str) -> MeshWorkload:
         return next(w for w in self.workloads if w.ref == ref)
@@ -158,6 +163,8 @@ class SampleMesh:
             server_rejects = plaintext and dest_mode.everywhere(Mode.STRICT)
             if dest.dataplane is not Dataplane.NONE and not server_rejects:
                 labels = self._server_labels(flow, src, dest, plaintext)
+                if dest.namespace in self.peer_address_namespaces:
+                    labels[PEER_LABEL] = peer_address(src)
                 yield Series(metric, labels, values)
             if src is not None and src.dataplane is Dataplane.SIDECAR:
                 labels = self._client_labels(flow, src, dest, plaintext, server_rejects)
@@ -453,6 +460,16 @@ def pod_ip(w: MeshWorkload, pod_name: str) -> str:
         return w.pod_ips[int(hashlib.sha256(pod_name.encode()).hexdigest(), 16) % len(w.pod_ips)]
     digest = hashlib.sha256(f"{w.ref}/{pod_name}".encode()).digest()
     return f"10.{16 + digest[0] % 16}.{digest[1]}.{1 + digest[2] % 254}"
+
+
+def peer_address(src: MeshWorkload | None) -> str:
+    """source.address as Envoy writes it (ip:port) for a flow's caller: its first pod."""
+    if src is None:
+        return f"{OUTSIDE}:40000"
+    if src.host_network:
+        return f"{NODE_IP}:40000"
+    first = _running(src, 1)[-1]["status"]["podIP"]
+    return f"{first}:40000"
 
 
 def node_object() -> dict:
