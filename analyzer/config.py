@@ -41,6 +41,8 @@ class PrometheusSettings:
     retries: int = 3
     max_parallel: int = 2  # bounded: krr users saw unbounded fan-out OOM-kill Prometheus
     extra_params: dict[str, str] = field(default_factory=dict)
+    # The label a Telemetry override adds with the peer's address (docs/attribution.md); "" reads none.
+    peer_address_label: str = "source_address"
 
 
 @dataclass(frozen=True, slots=True)

@@ -266,9 +266,10 @@ class Attributor:
         step = self.step
 
         def explained(times: list[tuple[datetime, datetime]]) -> tuple[int, int]:
-            """(bursts inside some run, runs with a burst)"""
-            hit = sum(1 for b in bursts if any(lo - step <= b <= hi + step for lo, hi in times))
-            runs = sum(1 for lo, hi in times if any(lo - step <= b <= hi + step for b in bursts))
+            """(bursts inside some run, runs with a burst). A burst is stamped at the end of its step, and
+            the counter moves at the scrape after the traffic: up to two steps after a run."""
+            hit = sum(1 for b in bursts if any(lo - step <= b <= hi + 2 * step for lo, hi in times))
+            runs = sum(1 for lo, hi in times if any(lo - step <= b <= hi + 2 * step for b in bursts))
             return hit, runs
 
         for cron in self.facts.cronjobs:

@@ -23,7 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from analyzer.collect import crosscheck, plan, prometheus_auth, queries
+from analyzer.collect import client_queries, crosscheck, plan, prometheus_auth, queries
 from analyzer.collect.answers import QueryFailed, clip, error_text, read_label_values, read_query
 from analyzer.config import PrometheusSettings
 from analyzer.errors import UserError
@@ -250,6 +250,10 @@ class PrometheusTrafficSource:
         traffic.observations = _concat([f for n, f in frames.items() if n.startswith("totals:")], empty_observations())
         traffic.timeline = _concat([f for n, f in frames.items() if n.startswith("timeline:")], empty_timeline())
         traffic.coverage = self._coverage(window_start, window_end)
+        traffic.clients = client_queries.collect(
+            self.client, window_start, window_end, self.client.settings.peer_address_label
+        )
+        traffic.warnings += [f"attribution: {why}" for why in traffic.clients.degraded.values()]
         log.info(
             "collected %d series groups and %d timeline points from %s in %.1fs",
             len(traffic.observations),
