@@ -208,3 +208,26 @@ def test_share_bar_segments_stay_apart_under_cvd_on_screen(browser: Chromium, de
                 assert _patterns_differ(seen[a], seen[b]), f"{a} and {b} look alike under {cvd or 'normal vision'}"
                 carried_by_pattern.append((cvd, a, b))
     assert ("deuteranomaly", "BLOCKED", "DISABLED") in carried_by_pattern, "the test sees the known merge"
+
+
+@pytest.mark.parametrize("width", [DESKTOP, PHONE])
+def test_clients_section_names_legacy_curl_on_screen_and_passes_axe_open(
+    browser: Chromium, demo_dir: Path, width: int
+) -> None:
+    page = _open(browser, demo_dir / PAGES["report"], width)
+    rows = page.evaluate(
+        """Array.from(document.querySelectorAll('#clients-table tbody tr')).map(tr => ({
+            client: tr.querySelector('td').textContent.trim(),
+            cells: Array.from(tr.querySelectorAll('td')).map(td => {
+                const r = td.getBoundingClientRect();
+                return {left: r.left, right: r.right, visible: td.checkVisibility()};
+            })}))"""
+    )
+    assert "legacy/curl" in [r["client"] for r in rows]
+    for row in rows:
+        for cell in row["cells"]:
+            assert cell["visible"] and cell["left"] >= 0 and cell["right"] <= width, (row["client"], cell)
+    assert page.evaluate("document.querySelector('#clients-table caption') !== null")
+    assert page.evaluate("Array.from(document.querySelectorAll('#clients-table th')).every(th => th.scope === 'col')")
+    page.evaluate("document.querySelector('details#candidates').open = true")  # axe skips closed details
+    assert page.axe() == []

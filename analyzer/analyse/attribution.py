@@ -78,6 +78,7 @@ class Attributor:
         timeline: list[TimelinePoint],
         window: Window,
         timeline_doubt: str = "",
+        step: timedelta | None = None,
     ):
         self.inventory = inventory
         self.facts = inventory.clients
@@ -92,7 +93,8 @@ class Attributor:
                 self.bursts[(p.destination_namespace, p.destination_workload, p.protocol)].append(p.timestamp)
         stamps = sorted({p.timestamp for p in timeline})
         gaps = [b - a for a, b in itertools.pairwise(stamps) if b > a]
-        self.step = min(gaps) if gaps else timedelta(minutes=5)
+        # The range query's step; else the smallest gap between points (an upper bound of it).
+        self.step = step or (min(gaps) if gaps else timedelta(minutes=5))
         self.pods_by_ip: dict[str, list] = defaultdict(list)
         for pod in self.facts.pods:
             for ip in pod.ips:
@@ -479,12 +481,13 @@ def attribute(
     *,
     mtls_from: dict[tuple[str, str, str, str], float] | None = None,
     timeline_doubt: str = "",
+    step: timedelta | None = None,
 ) -> tuple[list[EdgeAttribution], list[ClientGroup]]:
     """Candidates for every unnamed blocker edge, and the blocker edges grouped by client.
 
     `mtls_from`: mTLS volume per (client ns, client, destination ns, destination) as the server
     reports it, to tell a meshed client's plaintext from its mTLS on its own side's series."""
-    attributor = Attributor(inventory, traffic, timeline, window, timeline_doubt)
+    attributor = Attributor(inventory, traffic, timeline, window, timeline_doubt, step)
     attributor.mtls_from = dict(mtls_from or {})
     attributions = [attributor.attribute(e) for e in edges if e.blocker and unnamed(e)]
     by_key = {edge_key(a): a for a in attributions}

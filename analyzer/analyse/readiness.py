@@ -387,6 +387,7 @@ class Analysis:
             Window(self.traffic.window_start, self.traffic.window_end),
             mtls_from=self._mtls_from(),
             timeline_doubt="; ".join(self.traffic.incomplete),
+            step=self.traffic.timeline_step,
         )
         result = RunResult(
             run_id=self.settings.run_id,

@@ -250,6 +250,7 @@ class PrometheusTrafficSource:
         traffic.observations = _concat([f for n, f in frames.items() if n.startswith("totals:")], empty_observations())
         traffic.timeline = _concat([f for n, f in frames.items() if n.startswith("timeline:")], empty_timeline())
         traffic.coverage = self._coverage(window_start, window_end)
+        traffic.timeline_step = step
         traffic.clients = client_queries.collect(
             self.client, window_start, window_end, self.client.settings.peer_address_label
         )

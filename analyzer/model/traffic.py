@@ -7,7 +7,7 @@ and happens in `analyzer.analyse`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 
@@ -72,3 +72,4 @@ class Traffic:
     incomplete: list[str] = field(default_factory=list)
     # Peer addresses, client-side series and scrape targets: what names an unknown plaintext client.
     clients: ClientTraffic = field(default_factory=ClientTraffic)
+    timeline_step: timedelta | None = None  # the range query's step; None: not known

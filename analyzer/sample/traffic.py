@@ -41,6 +41,7 @@ class SampleTrafficSource:
         traffic = Traffic(window_start=window_start, window_end=window_end, source=self.source)
         traffic.observations = _totals(series, window_start, window_end)
         traffic.timeline = _timeline(series, window_start, window_end, step)
+        traffic.timeline_step = step
         traffic.clients = _client_evidence(self.mesh.series(self.now, self.scrape), window_start, window_end)
         data_start = self.now - self.mesh.history
         if data_start > window_start + queries.presence_span(window_end - window_start):
