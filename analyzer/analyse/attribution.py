@@ -33,6 +33,7 @@ from analyzer.model.clients import (
     Candidate,
     ClientGroup,
     ClientTraffic,
+    CronSchedule,
     EdgeAttribution,
 )
 from analyzer.model.inventory import Dataplane, Inventory, Workload
@@ -96,9 +97,14 @@ class Attributor:
         # The range query's step; else the smallest gap between points (an upper bound of it).
         self.step = step or (min(gaps) if gaps else timedelta(minutes=5))
         self.pods_by_ip: dict[str, list] = defaultdict(list)
+        self.pods_by_workload: dict[tuple[str, str], list] = defaultdict(list)
         for pod in self.facts.pods:
+            self.pods_by_workload[(pod.namespace, pod.workload)].append(pod)
             for ip in pod.ips:
                 self.pods_by_ip[ip].append(pod)
+        # Fire times per CronJob, computed once (a minute-by-minute walk of the window): None when unreadable.
+        self.fires: dict[tuple[str, str], list[datetime] | None] = {}
+        self.no_sidecar = [w for w in inventory.workloads.values() if w.dataplane is Dataplane.NONE]
         self.nodes_by_address = {a: n for n in self.facts.nodes for a in n.addresses}
         # mTLS volume per (client ns, client, destination ns, destination) as the server names it
         self.mtls_from: dict[tuple[str, str, str, str], float] = {}
@@ -233,9 +239,8 @@ class Attributor:
             return []
         pods = {
             ip: pod
-            for pod in self.facts.pods
-            if (pod.namespace, pod.workload) == (edge.destination_namespace, edge.destination_workload)
-            and not pod.host_network
+            for pod in self.pods_by_workload.get((edge.destination_namespace, edge.destination_workload), [])
+            if not pod.host_network
             for ip in pod.ips
         }
         by_job: dict[str, list] = defaultdict(list)
@@ -277,9 +282,8 @@ class Attributor:
         for cron in self.facts.cronjobs:
             if not self._is_sidecarless(cron.namespace, cron.name):
                 continue
-            try:
-                fires = fire_times(cron.schedule, cron.time_zone, self.window.start, self.window.end)
-            except ScheduleError:
+            fires = self._fire_times(cron)
+            if fires is None:
                 continue
             runs = [(f, f) for f in fires]
             hit, matched = explained(runs)
@@ -317,16 +321,21 @@ class Attributor:
             )
         return out
 
+    def _fire_times(self, cron: CronSchedule) -> list[datetime] | None:
+        key = (cron.namespace, cron.name)
+        if key not in self.fires:
+            try:
+                self.fires[key] = fire_times(cron.schedule, cron.time_zone, self.window.start, self.window.end)
+            except ScheduleError:
+                self.fires[key] = None
+        return self.fires[key]
+
     def _is_sidecarless(self, namespace: str, name: str) -> bool:
         w = self.inventory.workload(namespace, name)
         return w is not None and w.dataplane is Dataplane.NONE
 
     def _sidecarless(self, edge: EdgeResult) -> list[Candidate]:
-        others = [
-            w
-            for w in self.inventory.workloads.values()
-            if w.dataplane is Dataplane.NONE and w.key != (edge.destination_namespace, edge.destination_workload)
-        ]
+        others = [w for w in self.no_sidecar if w.key != (edge.destination_namespace, edge.destination_workload)]
         if not others:
             return []
         ranked = sorted(others, key=lambda w: (_rank(w, edge, self.inventory), w.namespace, w.name))
