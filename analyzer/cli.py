@@ -132,11 +132,26 @@ def _add_scope(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _peer_label(value: str) -> str:
+    from analyzer.collect.client_queries import valid_label
+
+    if value and not valid_label(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)")
+    return value
+
+
 def _add_sources(p: argparse.ArgumentParser, *, prometheus_required: bool) -> None:
     p.add_argument(
         "--prometheus-url",
         required=prometheus_required,
         help="Prometheus-compatible query API (Prometheus, Thanos Querier, Mimir, VictoriaMetrics)",
+    )
+    p.add_argument(
+        "--peer-address-label",
+        type=_peer_label,
+        default="source_address",
+        help="label a Telemetry override adds with the peer address, to name unknown clients ('' for none; "
+        "default: source_address; see docs/attribution.md)",
     )
     p.add_argument(
         "--prometheus-bearer-token-file", type=Path, help="file holding a bearer token (read each run, never logged)"
@@ -403,6 +418,7 @@ def _config(args: argparse.Namespace) -> ReportConfig:
             insecure_skip_verify=bool(args.prometheus_insecure_skip_verify),
             timeout=float(args.prometheus_timeout),
             selector=_selector(getattr(args, "prometheus_selector", None)),
+            peer_address_label=getattr(args, "peer_address_label", "source_address"),
         )
     pushgateway = None
     if getattr(args, "pushgateway_url", None):

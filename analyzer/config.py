@@ -45,6 +45,8 @@ class PrometheusSettings:
     selector: tuple[str, ...] = ()
     # Namespace-scope matchers, added to selectors of Istio metrics only.
     scope_matchers: tuple[str, ...] = ()
+    # The label a Telemetry override adds with the peer's address (docs/attribution.md); "" reads none.
+    peer_address_label: str = "source_address"
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,6 +133,10 @@ def sample_inputs(name: str = "demo", now: datetime | None = None) -> tuple[Inve
     mesh = catalogue.MESHES[name]()
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     inventory = build_inventory(((m, f"sample mesh {name}") for m in mesh.manifests()), cluster="")
+    # Pod and node addresses come from what a cluster would run: attribution resolves them.
+    inventory.clients = build_inventory(
+        ((o, f"sample mesh {name}") for o in mesh.cluster_objects()), cluster=""
+    ).clients
     return inventory, SampleTrafficSource(mesh, now=now)
 
 

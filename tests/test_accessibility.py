@@ -234,3 +234,26 @@ def test_scoped_page_meets_wcag_aa(browser: Chromium, scoped_dir: Path, width: i
     assert page.evaluate("document.documentElement.scrollWidth") == width
     page.screenshot(ARTIFACTS / f"report-scoped-{width}.png")
     assert page.axe() == []
+
+
+@pytest.mark.parametrize("width", [DESKTOP, PHONE])
+def test_clients_section_names_legacy_curl_on_screen_and_passes_axe_open(
+    browser: Chromium, demo_dir: Path, width: int
+) -> None:
+    page = _open(browser, demo_dir / PAGES["report"], width)
+    rows = page.evaluate(
+        """Array.from(document.querySelectorAll('#clients-table tbody tr')).map(tr => ({
+            client: tr.querySelector('td').textContent.trim(),
+            cells: Array.from(tr.querySelectorAll('td')).map(td => {
+                const r = td.getBoundingClientRect();
+                return {left: r.left, right: r.right, visible: td.checkVisibility()};
+            })}))"""
+    )
+    assert "legacy/curl" in [r["client"] for r in rows]
+    for row in rows:
+        for cell in row["cells"]:
+            assert cell["visible"] and cell["left"] >= 0 and cell["right"] <= width, (row["client"], cell)
+    assert page.evaluate("document.querySelector('#clients-table caption') !== null")
+    assert page.evaluate("Array.from(document.querySelectorAll('#clients-table th')).every(th => th.scope === 'col')")
+    page.evaluate("document.querySelector('details#candidates').open = true")  # axe skips closed details
+    assert page.axe() == []

@@ -312,7 +312,7 @@ def test_rbac_is_read_only_and_names_every_resource(rendered):
 def test_rbac_grants_exactly_what_the_kube_reader_lists(base):
     role = one(base, "ClusterRole")
     granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
-    assert granted == {(resource.group, resource.plural) for resource in kube.RESOURCES}
+    assert granted == {(r.group, r.plural) for r in (*kube.RESOURCES, *kube.ATTRIBUTION_RESOURCES)}
     assert all("list" in rule["verbs"] for rule in role["rules"])
 
 

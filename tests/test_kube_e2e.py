@@ -179,7 +179,7 @@ _LAST_APPLIED = {"kubectl.kubernetes.io/last-applied-configuration": '{"password
                         {"name": "db", "image": "postgres", "ports": [{"containerPort": 5432, "protocol": "TCP"}]}
                     ],
                 },
-                "status": {"phase": "Running"},
+                "status": {"phase": "Running", "podIP": "10.0.0.7"},  # attribution resolves addresses
             },
             id="pod-keeps-identity-sidecar-and-ports-only",
         ),
@@ -308,8 +308,9 @@ def test_1200_pods_take_three_pod_calls_of_500(kube_api_factory, tmp_path):
     pods = [o for o in read.objects if o["kind"] == "Pod"]
     assert len(pods) == 1200 == len({(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods})
     # namespaces, peerauthentications, destinationrules, authorizationpolicies, replicasets (400: one
-    # page), pods (three pages), services and telemetries (none: one call each)
-    assert len(api.calls) == 10, api.calls
+    # page), pods (three pages), services and telemetries (none: one call each), and for attribution
+    # jobs, cronjobs, nodes
+    assert len(api.calls) == 13, api.calls
     inventory = read_cluster(kubeconfig=str(api.write_kubeconfig(tmp_path / "kubeconfig")))
     assert len(inventory.workloads) == 400
 
@@ -481,7 +482,16 @@ def test_report_from_the_cluster_and_from_its_snapshot_are_identical(
     for leaked in ("hunter2", "aHVudGVyMg", "managedFields", "last-applied-configuration", "PGPASSWORD", "env:"):
         assert leaked not in body
     kinds = {doc["kind"] for doc in yaml.safe_load_all(body) if doc}
-    assert kinds == {"Namespace", "PeerAuthentication", "DestinationRule", "ReplicaSet", "Pod"}
+    assert kinds == {
+        "Namespace",
+        "PeerAuthentication",
+        "DestinationRule",
+        "ReplicaSet",
+        "Pod",
+        "Job",
+        "CronJob",
+        "Node",
+    }
     assert not any("secrets" in c.path for c in api.calls)
 
     workloads = {(r["namespace"], r["workload"]): r for r in _rows(tmp_path / "live" / "latest" / "workloads.csv")}

@@ -13,6 +13,7 @@ from functools import cached_property
 import pandas as pd
 
 from analyzer.analyse import advice, authz_findings, blind_spots, remediation, scoping
+from analyzer.analyse.attribution import Window, attribute
 from analyzer.analyse.classify import MTLS, PLAINTEXT, UNREADABLE, classify
 from analyzer.analyse.figures import doubts, plaintext_points, summarise
 from analyzer.analyse.lint import lint
@@ -391,8 +392,18 @@ class Analysis:
         unknown = sum(1 for w in workloads if w.verdict is Verdict.UNKNOWN)
         if unknown:
             warnings.append(f"{unknown} workload(s) are UNKNOWN: the data needed was missing; see their reasons")
-        edges = self.edges()
+        edges, timeline = self.edges(), plaintext_points(self.timeline, PLAINTEXT)
         mesh, scope = scoping.judge_mesh(self.mesh(workloads), self.settings.scope, self.inventory.namespaces)
+        attributions, clients = attribute(
+            edges,
+            self.inventory,
+            self.traffic.clients,
+            timeline,
+            Window(self.traffic.window_start, self.traffic.window_end),
+            mtls_from=self._mtls_from(),
+            timeline_doubt="; ".join(self.traffic.incomplete),
+            step=self.traffic.timeline_step,
+        )
         result = RunResult(
             run_id=self.settings.run_id,
             generated_at=self.settings.generated_at,
@@ -405,7 +416,7 @@ class Analysis:
             namespaces=self.namespaces(workloads),
             edges=edges,
             mesh=mesh,
-            timeline=plaintext_points(self.timeline, PLAINTEXT),
+            timeline=timeline,
             warnings=warnings,
             errors=list(self.traffic.incomplete),
             misconfigurations=scoping.keep_notes(self.engine.ignored_policies(), scope, self.settings.root_namespace),
@@ -414,8 +425,18 @@ class Analysis:
             blind_spots=self.blind.spots,
             lint=lint(self.inventory, self.engine, edges, self.settings.root_namespace),
             scope=scope,
+            attributions=attributions,
+            clients=clients,
         )
         return summarise(result)
+
+    def _mtls_from(self) -> dict[tuple[str, str, str, str], float]:
+        """mTLS volume per (client ns, client, destination ns, destination) as the server names it."""
+        obs = self.observations
+        if obs.empty:
+            return {}
+        keys = ["source_namespace", "source_workload", "destination_namespace", "destination_workload"]
+        return obs[obs["security"] == MTLS].groupby(keys)["count"].sum().to_dict()
 
 
 _MAX_REASONS = 20

@@ -88,7 +88,7 @@ AUTHORIZATION_POLICIES = Resource(
     "security.istio.io", ("v1", "v1beta1"), "authorizationpolicies", "AuthorizationPolicy", optional=True
 )
 # Pod owners are only needed for ReplicaSet -> Deployment. Job -> CronJob is read from the Job's
-# name as istiod does (manifests.workload_identity), so Jobs need no list and no RBAC rule.
+# name as istiod does (manifests.workload_identity): Jobs are listed only for attribution, below.
 RESOURCES = (
     NAMESPACES,
     PEER_AUTHENTICATIONS,
@@ -99,6 +99,13 @@ RESOURCES = (
     SERVICES,
     TELEMETRIES,
 )
+# What attribution reads (docs/attribution.md): a refused or failed list degrades the attribution
+# source it feeds, with a warning naming the RBAC rule, and the run goes on.
+JOBS = Resource("batch", ("v1",), "jobs", "Job")
+CRONJOBS = Resource("batch", ("v1",), "cronjobs", "CronJob")
+NODES = Resource("", ("v1",), "nodes", "Node")
+ATTRIBUTION_RESOURCES = (JOBS, CRONJOBS, NODES)
+_FEEDS = {"jobs": "jobs", "cronjobs": "jobs", "nodes": "nodes"}  # plural -> attribution source
 
 
 @dataclass(slots=True)
@@ -111,6 +118,7 @@ class ClusterObjects:
     counts: dict[str, int] = field(default_factory=dict)
     unavailable: list[str] = field(default_factory=list)  # blind-spot checks that cannot run (also in warnings)
     authz_unavailable: str = ""  # why AuthorizationPolicies could not be listed
+    degraded: dict[str, str] = field(default_factory=dict)  # attribution source -> why it is missing
 
 
 # -- connecting -------------------------------------------------------------------------------
@@ -185,6 +193,12 @@ def _lister(api_client: Any, resource: Resource, version: str) -> Callable[..., 
         return client.AppsV1Api(api_client).list_replica_set_for_all_namespaces
     if resource is SERVICES:
         return client.CoreV1Api(api_client).list_service_for_all_namespaces
+    if resource is JOBS:
+        return client.BatchV1Api(api_client).list_job_for_all_namespaces
+    if resource is CRONJOBS:
+        return client.BatchV1Api(api_client).list_cron_job_for_all_namespaces
+    if resource is NODES:
+        return client.CoreV1Api(api_client).list_node
     custom = client.CustomObjectsApi(api_client)
 
     def list_custom(**kwargs: Any) -> Any:
@@ -331,7 +345,33 @@ def _container(container: dict) -> dict:
     ]
     if ports:
         out["ports"] = ports
+    for key in ("livenessProbe", "readinessProbe", "startupProbe"):
+        probe = container.get(key)
+        if isinstance(probe, dict):  # the port and period only: headers and exec commands may hold secrets
+            kept = {
+                h: {"port": probe[h].get("port")}
+                for h in ("httpGet", "tcpSocket", "grpc")
+                if isinstance(probe.get(h), dict)
+            }
+            if "periodSeconds" in probe:
+                kept["periodSeconds"] = probe["periodSeconds"]
+            out[key] = kept
     return out
+
+
+def _template(template: Any) -> dict:
+    """A pod template, trimmed as a pod is: what says how Istio treats it, its ports and probes."""
+    if not isinstance(template, dict):
+        return {}
+    spec = template.get("spec") or {}
+    pod_spec: dict[str, Any] = {
+        k: [_container(c) for c in spec[k] if isinstance(c, dict)]
+        for k in ("initContainers", "containers")
+        if spec.get(k)
+    }
+    if spec.get("hostNetwork"):
+        pod_spec["hostNetwork"] = True
+    return {"metadata": _metadata(template.get("metadata") or {}), "spec": pod_spec}
 
 
 def trim(obj: dict) -> dict:
@@ -349,14 +389,34 @@ def trim(obj: dict) -> dict:
             pod_spec["serviceAccountName"] = spec["serviceAccountName"]
         if spec.get("hostNetwork"):
             pod_spec["hostNetwork"] = True
+        if spec.get("nodeName"):
+            pod_spec["nodeName"] = spec["nodeName"]
         for key in ("initContainers", "containers"):
             if spec.get(key):
                 pod_spec[key] = [_container(c) for c in spec[key] if isinstance(c, dict)]
         out["metadata"] = _metadata(meta, owners=True)
         out["spec"] = pod_spec
-        phase = (obj.get("status") or {}).get("phase")
-        if phase:
-            out["status"] = {"phase": phase}
+        status = obj.get("status") or {}
+        kept_status = {k: status[k] for k in ("phase", "podIP", "podIPs") if status.get(k)}
+        if kept_status:
+            out["status"] = kept_status
+    elif kind == "Job":
+        out["metadata"] = _metadata(meta, owners=True)
+        out["spec"] = {"template": _template((obj.get("spec") or {}).get("template"))}
+        status = obj.get("status") or {}
+        out["status"] = {k: status[k] for k in ("startTime", "completionTime") if status.get(k)}
+    elif kind == "CronJob":
+        spec = obj.get("spec") or {}
+        job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+        out["metadata"] = _metadata(meta)
+        out["spec"] = {k: spec[k] for k in ("schedule", "timeZone", "suspend") if k in spec}
+        out["spec"]["jobTemplate"] = {"spec": {"template": _template(job_spec.get("template"))}}
+    elif kind == "Node":
+        out["metadata"] = {"name": meta.get("name")}
+        addresses = (obj.get("status") or {}).get("addresses") or []
+        out["status"] = {
+            "addresses": [{k: a[k] for k in ("type", "address") if k in a} for a in addresses if isinstance(a, dict)]
+        }
     elif kind == "ReplicaSet":
         out["metadata"] = _metadata(meta, owners=True)
     elif kind == "Namespace":
@@ -417,6 +477,8 @@ def read_objects(
                 by_kind[resource.kind] = []
                 read.authz_unavailable = str(exc)
                 read.warnings.append(f"authorization findings are unknown: {exc}")
+        for resource in ATTRIBUTION_RESOURCES:
+            by_kind[resource.kind] = _read_optional(api_client, resource, read, where, timeout, page_size)
     finally:
         api_client.close()
     # Only the ReplicaSets that own a pod: old revisions (ten per Deployment by default) name nothing.
@@ -429,7 +491,7 @@ def read_objects(
     by_kind["ReplicaSet"] = [
         rs for rs in by_kind["ReplicaSet"] if (rs["metadata"].get("namespace"), rs["metadata"]["name"]) in owning
     ]
-    for resource in RESOURCES:
+    for resource in (*RESOURCES, *ATTRIBUTION_RESOURCES):
         read.objects += by_kind[resource.kind]
         read.counts[resource.plural] = len(by_kind[resource.kind])
     log.info(
@@ -438,6 +500,21 @@ def read_objects(
         time.monotonic() - started,
     )
     return read
+
+
+def _read_optional(
+    api_client: Any, resource: Resource, read: ClusterObjects, where: str, timeout: float, page_size: int
+) -> list[dict]:
+    """A list only attribution needs: refused (403) or failed, it degrades that source with a warning."""
+    try:
+        return [trim(o) for o in list_pages(api_client, resource, where=where, timeout=timeout, page_size=page_size)]
+    except (UserError, _Missing) as exc:
+        why = str(exc) if isinstance(exc, UserError) else f"{resource.plural} not served"
+        note = f"attribution without {resource.plural}: {why}"
+        log.warning("%s", note)
+        read.warnings.append(note)
+        read.degraded[_FEEDS[resource.plural]] = f"{resource.plural} could not be listed"
+        return []
 
 
 def _missing_warning(resource: Resource) -> str:
@@ -464,6 +541,7 @@ def inventory_from(read: ClusterObjects, *, cluster: str = "", root_namespace: s
     inventory.unavailable_checks += read.unavailable
     if read.authz_unavailable:
         inventory.authz_unavailable = read.authz_unavailable
+    inventory.clients.degraded.update(read.degraded)
     return inventory
 
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from analyzer.collect import schemas
+from analyzer.collect import client_facts, schemas
 from analyzer.collect.schemas import Metadata, PodMetadata, PodSpec, WorkloadObject
 from analyzer.config import ReportConfig
 from analyzer.model.authorization import AuthorizationPolicy
@@ -414,6 +414,7 @@ def build_inventory(
     pending: list[tuple[str, WorkloadObject]] = []
     owners: Owners = {}
     unscoped: list[str] = []
+    facts: list[tuple[str, dict, str]] = []  # read again for attribution (client_facts)
     for obj, origin in objects:
         if isinstance(obj, Notice):
             inv.warnings.append(f"{origin}: {obj.text}")
@@ -468,9 +469,12 @@ def build_inventory(
                         f"Telemetry {ref(obj).split(' ', 1)[1]} could not be read ({exc}); it may disable metrics"
                     )
                     raise
+            elif kind == "Node":
+                facts.append((kind, obj, origin))
             elif kind in WORKLOAD_KINDS:
                 kind, shape = read_workload(obj)
                 pending.append((kind, shape))
+                facts.append((kind, obj, origin))
                 if kind == "ReplicaSet":
                     owners[(shape.metadata.namespace or "", shape.metadata.name)] = shape.metadata
         except ObjectError as exc:
@@ -484,4 +488,19 @@ def build_inventory(
             inv.pod_workloads[(found.namespace, shape.metadata.name)] = found.key
     if unscoped:
         inv.policy_doubts.setdefault(root_namespace, []).extend(unscoped)
+    inv.clients, problems = client_facts.read_facts(facts, _identity(inv, owners, default_namespace))
+    inv.problems += problems
     return inv
+
+
+def _identity(inv: Inventory, owners: Owners, default_namespace: str) -> client_facts.Identity:
+    """(namespace, Istio workload name, meshed) of an object already read as a workload."""
+
+    def identity(kind: str, obj: Any) -> tuple[str, str, bool]:
+        shape = validate(schemas.WORKLOAD_SHAPES[kind], obj)
+        namespace = shape.metadata.namespace or default_namespace
+        name = workload_identity(kind, shape.metadata, owners)[1]
+        found = inv.workload(namespace, name)
+        return namespace, name, bool(found and found.meshed)
+
+    return identity

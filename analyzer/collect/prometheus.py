@@ -23,7 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from analyzer.collect import crosscheck, matchers, plan, prometheus_auth, queries, responses
+from analyzer.collect import client_queries, crosscheck, matchers, plan, prometheus_auth, queries, responses
 from analyzer.collect.answers import QueryFailed, clip, error_text, read_label_values, read_query
 from analyzer.config import PrometheusSettings
 from analyzer.errors import UserError
@@ -279,6 +279,11 @@ class PrometheusTrafficSource:
         traffic.coverage = self._coverage(window_start, window_end)
         self._proxy_presence(traffic)
         responses.collect(self.client, traffic, window_start, window_end, describe)
+        traffic.timeline_step = step
+        traffic.clients = client_queries.collect(
+            self.client, window_start, window_end, self.client.settings.peer_address_label
+        )
+        traffic.warnings += [f"attribution: {why}" for why in traffic.clients.degraded.values()]
         log.info(
             "collected %d series groups and %d timeline points from %s in %.1fs",
             len(traffic.observations),

@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 
 from analyzer.model.authorization import AuthorizationPolicy
+from analyzer.model.clients import ClientInventory
 from analyzer.model.observability import Service, Telemetry
 from analyzer.model.policy import DestinationRule, PeerAuthentication
 
@@ -89,6 +90,8 @@ class Inventory:
     authz_doubts: dict[str, list[str]] = field(default_factory=dict)
     # Why no AuthorizationPolicy could be listed at all (CRD missing, 403): every finding unknown.
     authz_unavailable: str = ""
+    # Pod and node addresses, probes, Jobs and CronJobs: what names an unknown plaintext client.
+    clients: ClientInventory = field(default_factory=ClientInventory)
 
     def add_workload(self, workload: Workload) -> None:
         self.workloads.setdefault(workload.key, workload)

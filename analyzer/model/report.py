@@ -14,6 +14,7 @@ from datetime import datetime
 import pandas as pd
 
 from analyzer import __version__
+from analyzer.model.clients import ClientGroup, EdgeAttribution
 from analyzer.model.findings import BlindSpot, LintFinding
 from analyzer.model.scope import Scope
 
@@ -250,6 +251,9 @@ class RunResult:
     lint: list[LintFinding] = field(default_factory=list)
     # What the run looked at (--namespace, --exclude-namespace, --prometheus-selector).
     scope: Scope = field(default_factory=Scope)
+    # Who sent each unnamed blocker edge's plaintext (docs/attribution.md), and blockers grouped by client.
+    attributions: list[EdgeAttribution] = field(default_factory=list)
+    clients: list[ClientGroup] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:

@@ -7,9 +7,11 @@ and happens in `analyzer.analyse`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
+
+from analyzer.model.clients import ClientTraffic
 
 # One row per server-side series group, summed over the lookback window.
 EDGE_KEY = [
@@ -80,3 +82,6 @@ class Traffic:
     # then `responses_failed` says why); the findings it feeds are then unknown, never "none denied".
     plaintext_responses: pd.DataFrame | None = None
     responses_failed: str = ""
+    # Peer addresses, client-side series and scrape targets: what names an unknown plaintext client.
+    clients: ClientTraffic = field(default_factory=ClientTraffic)
+    timeline_step: timedelta | None = None  # the range query's step; None: not known

@@ -47,8 +47,12 @@ def walkthrough(policies: list[dict] | None = None, *, legacy_stopped: timedelta
 
 
 def demo() -> SampleMesh:
-    """The walk-through plus namespaces in which every verdict appears."""
+    """The walk-through plus namespaces in which every verdict appears.
+
+    `foo` carries the Telemetry override that adds the peer address (docs/attribution.md), so
+    its unknown client is named for certain; `bar` has none, so there it is only a candidate."""
     mesh = walkthrough()
+    mesh.peer_address_namespaces = frozenset({"foo"})
     w = mesh.workloads
     w += [
         # payments: namespace-wide STRICT -> ENFORCED; a newer duplicate namespace policy is ignored

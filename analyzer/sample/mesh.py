@@ -23,6 +23,11 @@ from analyzer.model.policy import Mode
 REQUESTS = "istio_requests_total"
 TCP_OPENED = "istio_tcp_connections_opened_total"
 CREATED = "2026-01-01T00:00:00Z"
+REWRITE = "sidecar.istio.io/rewriteAppHTTPProbers"
+NODE = "node-1"
+PEER_LABEL = "source_address"
+OUTSIDE = "203.0.113.7"  # a caller outside the cluster (documentation range)
+NODE_IP = "10.0.0.10"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,14 @@ class MeshWorkload:
     kind: str = "Deployment"
     ports: tuple[int, ...] = (8000,)
     labels: dict[str, str] = field(default_factory=dict)
+    # What attribution reads (docs/attribution.md): (probe, handler, port, periodSeconds) per
+    # probe, the pods' rewriteAppHTTPProbers annotation (None: unset), the CronJob schedule, the
+    # pods' addresses (default: derived from their names) and host networking.
+    probes: tuple[tuple[str, str, int, int], ...] = ()
+    rewrite_probes: bool | None = None
+    schedule: str = "0 3 * * *"
+    pod_ips: tuple[str, ...] = ()
+    host_network: bool = False
 
     @property
     def ref(self) -> str:
@@ -69,6 +82,9 @@ class SampleMesh:
     trust_domain: str = "cluster.local"
     root_namespace: str = "istio-system"
     history: timedelta = timedelta(days=8)  # how far back the exported data goes
+    # Destination namespaces with the Telemetry override that adds the peer address
+    # (docs/attribution.md): their server-side series carry PEER_LABEL.
+    peer_address_namespaces: frozenset[str] = frozenset()
 
     def workload(self, ref: str) -> MeshWorkload:
         return next(w for w in self.workloads if w.ref == ref)
@@ -105,7 +121,7 @@ class SampleMesh:
         objects += [dict(p) for p in self.policies]
         for w in self.workloads:
             objects += _running(w, replicas)
-        return objects
+        return [*objects, node_object()]
 
     # -- the Prometheus side --------------------------------------------------------------------
 
@@ -148,6 +164,8 @@ class SampleMesh:
             server_rejects = plaintext and dest_mode.everywhere(Mode.STRICT)
             if dest.dataplane is not Dataplane.NONE and not server_rejects:
                 labels = self._server_labels(flow, src, dest, plaintext)
+                if dest.namespace in self.peer_address_namespaces:
+                    labels[PEER_LABEL] = peer_address(src)
                 yield Series(metric, labels, values)
             if src is not None and src.dataplane is Dataplane.SIDECAR:
                 labels = self._client_labels(flow, src, dest, plaintext, server_rejects)
@@ -277,12 +295,19 @@ def _deployment(w: MeshWorkload) -> dict:
         pod_meta["labels"] = {**w.pod_labels, "istio.io/dataplane-mode": "ambient"}
     else:  # opted out, as a Job or an ingress controller in an injected namespace would be
         pod_meta["labels"] = {**w.pod_labels, "sidecar.istio.io/inject": "false"}
-    pod_spec = {
-        "serviceAccountName": w.name,
-        "containers": [
-            {"name": w.name, "image": f"example/{w.name}", "ports": [{"containerPort": p} for p in w.ports]}
-        ],
-    }
+    if w.rewrite_probes is not None:
+        pod_meta.setdefault("annotations", {})[REWRITE] = "true" if w.rewrite_probes else "false"
+    container: dict = {"name": w.name, "image": f"example/{w.name}", "ports": [{"containerPort": p} for p in w.ports]}
+    for probe, handler, port, period in w.probes:
+        action: dict[str, dict] = {
+            "http": {"httpGet": {"path": "/healthz", "port": port}},
+            "tcp": {"tcpSocket": {"port": port}},
+            "grpc": {"grpc": {"port": port}},
+        }
+        container[f"{probe}Probe"] = {**action[handler], "periodSeconds": period}
+    pod_spec: dict = {"serviceAccountName": w.name, "containers": [container]}
+    if w.host_network:
+        pod_spec["hostNetwork"] = True
     spec: dict = {"selector": {"matchLabels": {"app": w.name}}, "template": {"metadata": pod_meta, "spec": pod_spec}}
     if w.kind == "Pod":
         return {
@@ -292,7 +317,7 @@ def _deployment(w: MeshWorkload) -> dict:
             "spec": pod_spec,
         }
     if w.kind == "CronJob":
-        spec = {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": spec["template"]}}}
+        spec = {"schedule": w.schedule, "jobTemplate": {"spec": {"template": spec["template"]}}}
         api = "batch/v1"
     elif w.kind == "Job":
         spec = {"template": spec["template"]}
@@ -416,10 +441,44 @@ def _pod(w: MeshWorkload, template: dict, name: str, owner: dict | None, extra_l
     if owner is not None:
         pod["metadata"]["ownerReferences"] = [owner]
     pod["spec"] = {"serviceAccountName": spec.get("serviceAccountName", "default"), "containers": containers}
+    pod["spec"]["nodeName"] = NODE
+    if spec.get("hostNetwork"):
+        pod["spec"]["hostNetwork"] = True
     if init:
         pod["spec"]["initContainers"] = init
-    pod["status"] = {"phase": "Succeeded" if w.kind in ("Job", "CronJob") else "Running"}
+    ip = NODE_IP if spec.get("hostNetwork") else pod_ip(w, name)
+    pod["status"] = {
+        "phase": "Succeeded" if w.kind in ("Job", "CronJob") else "Running",
+        "podIP": ip,
+        "podIPs": [{"ip": ip}],
+    }
     return pod
+
+
+def pod_ip(w: MeshWorkload, pod_name: str) -> str:
+    """The address of one pod: the workload's own list in pod order, else derived from the name."""
+    if w.pod_ips:
+        return w.pod_ips[int(hashlib.sha256(pod_name.encode()).hexdigest(), 16) % len(w.pod_ips)]
+    digest = hashlib.sha256(f"{w.ref}/{pod_name}".encode()).digest()
+    return f"10.{16 + digest[0] % 16}.{digest[1]}.{1 + digest[2] % 254}"
+
+
+def peer_address(src: MeshWorkload | None) -> str:
+    """source.address as Envoy writes it (ip:port) for a flow's caller: its first pod."""
+    if src is None:
+        return f"{OUTSIDE}:40000"
+    if src.host_network:
+        return f"{NODE_IP}:40000"
+    first = _running(src, 1)[-1]["status"]["podIP"]
+    return f"{first}:40000"
+
+
+def node_object() -> dict:
+    """The one node every sample pod runs on."""
+    node = _object("v1", "Node", NODE, "", "kubelet")
+    del node["metadata"]["namespace"]
+    node["status"] = {"addresses": [{"type": "InternalIP", "address": NODE_IP}, {"type": "Hostname", "address": NODE}]}
+    return node
 
 
 def _running(w: MeshWorkload, replicas: int) -> list[dict]:

@@ -4,11 +4,13 @@ series the mesh would export, with the semantics of the PromQL in `queries`."""
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import pandas as pd
 
 from analyzer.collect import queries
+from analyzer.model.clients import ClientSideEdge, ClientTraffic, PeerAddress
 from analyzer.model.traffic import (
     OBSERVATION_COLUMNS,
     RESPONSE_COLUMNS,
@@ -18,7 +20,7 @@ from analyzer.model.traffic import (
     empty_observations,
     empty_timeline,
 )
-from analyzer.sample.mesh import SampleMesh, Series
+from analyzer.sample.mesh import PEER_LABEL, SampleMesh, Series
 
 SCRAPE = timedelta(minutes=5)
 
@@ -41,6 +43,8 @@ class SampleTrafficSource:
         traffic.observations = _totals(series, window_start, window_end)
         traffic.timeline = _timeline(series, window_start, window_end, step)
         traffic.plaintext_responses = _responses(series, window_start, window_end)
+        traffic.timeline_step = step
+        traffic.clients = _client_evidence(self.mesh.series(self.now, self.scrape), window_start, window_end)
         data_start = self.now - self.mesh.history
         if data_start > window_start + queries.presence_span(window_end - window_start):
             traffic.coverage = Coverage(
@@ -112,3 +116,31 @@ def _responses(series: list[Series], start: datetime, end: datetime) -> pd.DataF
     frame = pd.DataFrame(rows, columns=RESPONSE_COLUMNS).astype({"count": "float64"})
     keys = [c for c in RESPONSE_COLUMNS if c != "count"]
     return frame.groupby(keys, as_index=False, dropna=False)["count"].sum()[RESPONSE_COLUMNS]
+
+
+def _client_evidence(series: Iterable[Series], start: datetime, end: datetime) -> ClientTraffic:
+    """The peer-address rows and client-side series, as collect/prometheus reads them."""
+    peers: dict[tuple[str, str, str], float] = {}
+    sides: dict[tuple[str, str, str, str, str], float] = {}
+    for s in series:
+        grown = _in_window(s, start, end)
+        if not grown:
+            continue
+        labels = s.labels
+        if labels.get("reporter") == "source" and labels.get("request_protocol") == "tcp":
+            key = (
+                labels["source_workload_namespace"],
+                labels["source_workload"],
+                labels["destination_workload_namespace"],
+                labels["destination_workload"],
+                labels["request_protocol"],
+            )
+            sides[key] = sides.get(key, 0.0) + grown
+        elif labels.get(PEER_LABEL) and labels.get("connection_security_policy") != "mutual_tls":
+            peer = (labels["destination_workload_namespace"], labels["destination_workload"], labels[PEER_LABEL])
+            peers[peer] = peers.get(peer, 0.0) + grown
+    return ClientTraffic(
+        peer_label=PEER_LABEL,
+        peer_addresses=[PeerAddress(*k, count=v) for k, v in sorted(peers.items())],
+        client_side=[ClientSideEdge(*k, count=v) for k, v in sorted(sides.items())],
+    )

@@ -229,6 +229,8 @@ def render_report(run: RunResult, summary: dict[str, Any], history: Sequence[dic
             for c in charts.render_all(run, runs)
         ],
         blockers=_top(blockers, BLOCKER_ROWS),
+        clients=_top(run.clients, BLOCKER_ROWS),
+        attributions=run.attributions,
         namespaces=_top(namespaces, 2 * TOP_ROWS),
         sections=_namespace_sections(run, namespaces),
         ready_namespaces=[n for n in namespaces if n.verdict is Verdict.READY and n.remediation],

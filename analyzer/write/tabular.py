@@ -1,10 +1,12 @@
-"""edges.csv, workloads.csv and namespaces.csv (docs/contract.md: these columns stay, more may follow)."""
+"""edges.csv, workloads.csv, namespaces.csv (docs/contract.md: these columns stay, more may follow),
+clients.csv and candidates.csv (docs/attribution.md)."""
 
 from __future__ import annotations
 
 import csv
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
@@ -36,6 +38,15 @@ NAMESPACE_COLUMNS = [
     # additions
     "mode_source", "unknown", "disabled", "not_meshed", "mtls_count", "injection", "reasons",
     "exceptions",
+]  # fmt: skip
+
+CLIENT_COLUMNS = [
+    "client", "attributed", "confidence", "destinations", "edges", "requests", "connections",
+    "first_seen", "last_seen", "evidence", "advice",
+]  # fmt: skip
+CANDIDATE_COLUMNS = [
+    "source_namespace", "source_workload", "destination_namespace", "destination_workload", "protocol",
+    "rank", "candidate", "confidence", "source", "evidence",
 ]  # fmt: skip
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -145,3 +156,39 @@ def write_tables(run: RunResult, folder: Path) -> None:
     write_csv(folder / "edges.csv", EDGE_COLUMNS, run.edges)
     write_csv(folder / "workloads.csv", WORKLOAD_COLUMNS, run.workloads)
     write_csv(folder / "namespaces.csv", NAMESPACE_COLUMNS, run.namespaces)
+    write_csv(folder / "clients.csv", CLIENT_COLUMNS, run.clients)
+    write_csv(folder / "candidates.csv", CANDIDATE_COLUMNS, candidate_rows(run))
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateRow:
+    source_namespace: str
+    source_workload: str
+    destination_namespace: str
+    destination_workload: str
+    protocol: str
+    rank: int
+    candidate: str
+    confidence: str
+    source: str
+    evidence: str
+
+
+def candidate_rows(run: RunResult) -> list[CandidateRow]:
+    """One row per candidate of each unnamed blocker edge, best first."""
+    return [
+        CandidateRow(
+            a.source_namespace,
+            a.source_workload,
+            a.destination_namespace,
+            a.destination_workload,
+            a.protocol,
+            rank,
+            c.name,
+            c.confidence,
+            c.source,
+            c.evidence,
+        )
+        for a in run.attributions
+        for rank, c in enumerate(a.candidates, start=1)
+    ]

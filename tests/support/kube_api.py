@@ -25,6 +25,7 @@ TOKEN = "fake-kube-reader-token"
 # through conversion, as the real CRDs do; a 404 fault on one version mimics an older Istio.
 RESOURCES: dict[tuple[str, str], tuple[str, tuple[str, ...], bool]] = {
     ("", "namespaces"): ("Namespace", ("v1",), False),
+    ("", "nodes"): ("Node", ("v1",), False),
     ("", "pods"): ("Pod", ("v1",), True),
     ("", "services"): ("Service", ("v1",), True),
     ("", "secrets"): ("Secret", ("v1",), True),

@@ -39,6 +39,7 @@ class PrometheusServer:
     url: str = ""
     process: subprocess.Popen | None = None
     extra_args: tuple[str, ...] = ()  # more prometheus flags, e.g. "--query.max-samples=1000"
+    config: str = CONFIG  # prometheus.yml: a test may give it scrape jobs of its own
 
     def load_file(self, data: Path) -> None:
         """Backfill from an OpenMetrics file (which is then deleted): big meshes are streamed to disk."""
@@ -54,7 +55,7 @@ class PrometheusServer:
 
     def start(self) -> str:
         config = self.workdir / "prometheus.yml"
-        config.write_text(CONFIG, encoding="utf-8")
+        config.write_text(self.config, encoding="utf-8")
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         log = (self.workdir / "prometheus.log").open("w")
@@ -99,9 +100,10 @@ def serve_mesh(
     now: datetime,
     scrape: timedelta = timedelta(minutes=5),
     extra_args: tuple[str, ...] = (),
+    config: str = CONFIG,
 ) -> PrometheusServer:
     """Start a Prometheus holding what `mesh` would have exported up to `now`."""
-    server = PrometheusServer(workdir, extra_args=extra_args)
+    server = PrometheusServer(workdir, extra_args=extra_args, config=config)
     data = workdir / "data.om"
     with data.open("w", encoding="utf-8") as stream:
         mesh.write_openmetrics(stream, now, scrape)
