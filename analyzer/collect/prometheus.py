@@ -252,7 +252,7 @@ class PrometheusTrafficSource:
         traffic.coverage = self._coverage(window_start, window_end)
         traffic.timeline_step = step
         traffic.clients = client_queries.collect(
-            self.client, window_start, window_end, self.client.settings.peer_address_label
+            self.client, window_start, window_end, self.client.settings.peer_address_label, self._describe
         )
         traffic.warnings += [f"attribution: {why}" for why in traffic.clients.degraded.values()]
         log.info(
@@ -263,6 +263,12 @@ class PrometheusTrafficSource:
             time.monotonic() - started,
         )
         return traffic
+
+    def _describe(self, exc: Exception) -> str:
+        """A failure in words for a warning: never the URL."""
+        if isinstance(exc, requests.exceptions.RequestException):
+            return describe(exc, self.client.settings.timeout)
+        return str(exc) if isinstance(exc, QueryFailed) else type(exc).__name__
 
     def _ask(self, job: plan.Job, window_start: datetime, window_end: datetime) -> Answer:
         try:
