@@ -32,7 +32,7 @@ class Request:
 
     @property
     def kind(self) -> str:
-        """check, coverage, totals, timeline or labels: which of the job's requests this is."""
+        """check, coverage, totals, timeline, labels or attribution: which of the job's requests this is."""
         q = self.query
         if self.path.startswith("/api/v1/label/"):
             return "labels"
@@ -40,6 +40,9 @@ class Request:
             return "check"
         if q.startswith("count("):
             return "coverage"
+        # Attribution's own queries (analyzer/collect/client_queries.py): peer addresses, client side.
+        if q.startswith("sum by (destination_workload_namespace, destination_workload,") or 'reporter="source"' in q:
+            return "attribution"
         return "timeline" if self.path == "/api/v1/query_range" else "totals"
 
     @property
