@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -101,8 +102,15 @@ def read_targets(body: bytes) -> list[ScrapeTarget]:
     return out
 
 
-def collect(client: Any, window_start: datetime, window_end: datetime, peer_label: str) -> ClientTraffic:
-    """The traffic half of attribution from `client` (a PrometheusClient)."""
+def collect(
+    client: Any,
+    window_start: datetime,
+    window_end: datetime,
+    peer_label: str,
+    describe: Callable[[Exception], str] = str,
+) -> ClientTraffic:
+    """The traffic half of attribution from `client` (a PrometheusClient). `describe` words a
+    failure for a warning without the URL (prometheus.describe)."""
     window = window_end - window_start
     out = ClientTraffic(peer_label=peer_label)
     if peer_label:
@@ -118,7 +126,7 @@ def collect(client: Any, window_start: datetime, window_end: datetime, peer_labe
                 for i in answer
             ]
         except Exception as exc:
-            _degrade(out, PEER_ADDRESS, "the peer-address query", exc)
+            _degrade(out, PEER_ADDRESS, "the peer-address query", exc, describe)
     try:
         answer = client.instant(ClientSideTcp(window).promql(), window_end)
         out.client_side = [
@@ -133,15 +141,15 @@ def collect(client: Any, window_start: datetime, window_end: datetime, peer_labe
             for i in answer
         ]
     except Exception as exc:
-        _degrade(out, CLIENT_SIDE, "the client-side query", exc)
+        _degrade(out, CLIENT_SIDE, "the client-side query", exc, describe)
     try:
         out.targets = read_targets(client._send("GET", "targets", {"state": "active"}))
     except Exception as exc:
-        _degrade(out, SCRAPE_TARGETS, "/api/v1/targets", exc)
+        _degrade(out, SCRAPE_TARGETS, "/api/v1/targets", exc, describe)
     return out
 
 
-def _degrade(out: ClientTraffic, source: str, what: str, exc: Exception) -> None:
-    reason = f"{what} failed ({clip(str(exc) or type(exc).__name__, 160)})"
+def _degrade(out: ClientTraffic, source: str, what: str, exc: Exception, describe: Callable[[Exception], str]) -> None:
+    reason = f"{what} failed ({clip(describe(exc) or type(exc).__name__, 160)})"
     out.degraded[source] = reason
     log.warning("attribution: %s", reason)

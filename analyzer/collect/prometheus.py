@@ -281,7 +281,7 @@ class PrometheusTrafficSource:
         responses.collect(self.client, traffic, window_start, window_end, describe)
         traffic.timeline_step = step
         traffic.clients = client_queries.collect(
-            self.client, window_start, window_end, self.client.settings.peer_address_label
+            self.client, window_start, window_end, self.client.settings.peer_address_label, self._describe
         )
         traffic.warnings += [f"attribution: {why}" for why in traffic.clients.degraded.values()]
         log.info(
@@ -303,6 +303,12 @@ class PrometheusTrafficSource:
             return queries.PARTS
         log.info("%s speaks MetricsQL (VictoriaMetrics): counting with increase_pure()", self.source)
         return queries.METRICSQL_PARTS
+
+    def _describe(self, exc: Exception) -> str:
+        """A failure in words for a warning: never the URL."""
+        if isinstance(exc, requests.exceptions.RequestException):
+            return describe(exc, self.client.settings.timeout)
+        return str(exc) if isinstance(exc, QueryFailed) else type(exc).__name__
 
     def _ask(self, job: plan.Job, window_start: datetime, window_end: datetime) -> Answer:
         try:

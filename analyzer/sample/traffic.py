@@ -33,18 +33,15 @@ class SampleTrafficSource:
         self.source = "sample mesh (built in)"
 
     def collect(self, window_start: datetime, window_end: datetime) -> Traffic:
-        series = [
-            s
-            for s in self.mesh.series(self.now, self.scrape)
-            if s.labels.get("reporter") in ("destination", "waypoint")
-        ]
+        exported = list(self.mesh.series(self.now, self.scrape))
+        series = [s for s in exported if s.labels.get("reporter") in ("destination", "waypoint")]
         step = queries.timeline_step(window_end - window_start)
         traffic = Traffic(window_start=window_start, window_end=window_end, source=self.source)
         traffic.observations = _totals(series, window_start, window_end)
         traffic.timeline = _timeline(series, window_start, window_end, step)
         traffic.plaintext_responses = _responses(series, window_start, window_end)
         traffic.timeline_step = step
-        traffic.clients = _client_evidence(self.mesh.series(self.now, self.scrape), window_start, window_end)
+        traffic.clients = _client_evidence(exported, window_start, window_end)
         data_start = self.now - self.mesh.history
         if data_start > window_start + queries.presence_span(window_end - window_start):
             traffic.coverage = Coverage(

@@ -34,7 +34,7 @@ class Request:
 
     @property
     def kind(self) -> str:
-        """check, probe, coverage, totals, timeline, responses or labels: which of the job's requests this is."""
+        """check, probe, coverage, totals, timeline, responses, labels or attribution: the kind of job request."""
         q = self.query
         if self.path.startswith("/api/v1/label/"):
             return "labels"
@@ -46,6 +46,9 @@ class Request:
             return "coverage"
         if "response_code" in q:  # queries.PlaintextResponses
             return "responses"
+        # Attribution's own queries (analyzer/collect/client_queries.py): peer addresses, client side.
+        if q.startswith("sum by (destination_workload_namespace, destination_workload,") or 'reporter="source"' in q:
+            return "attribution"
         return "timeline" if self.path == "/api/v1/query_range" else "totals"
 
     @property
