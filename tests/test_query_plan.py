@@ -185,8 +185,11 @@ def test_victoriametrics_gives_the_same_edges_with_one_exact_query_per_count(
     want = PrometheusTrafficSource(client).collect(now - WINDOW, now)
     got = PrometheusTrafficSource(victoria).collect(now - WINDOW, now)
     assert got.failed_queries == [] and got.incomplete == []
-    counts = [q for q in victoria.queries_sent if q.startswith("sum by (")]
-    assert len(counts) == 4 and all("increase_pure(" in q and "unless" not in q for q in counts)
+    # The totals and timeline of each metric, and the plaintext responses: one exact query each.
+    # (Attribution's evidence queries, peer addresses and client side, use plain increase().)
+    counts = [q for q in victoria.queries_sent if q.startswith("sum by (") and "increase(" not in q]
+    assert len(counts) == 5 and all("increase_pure(" in q and "unless" not in q for q in counts)
+    assert not [q for q in victoria.queries_sent if "unless" in q]
 
     key = [c for c in OBSERVATION_COLUMNS if c != "count"]
     both = want.observations.merge(got.observations, on=key, how="outer", suffixes=("_prom", "_vm"), indicator=True)

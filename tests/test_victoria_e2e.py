@@ -78,9 +78,13 @@ def test_the_job_counts_with_metricsql_and_the_burst_exactly(first_run: tuple[Re
     sent = [r for r in requests_sent if r.kind in ("totals", "timeline")]
     # One query per count (totals and timeline of each metric), no born-counter part.
     assert len(sent) == 4 and all(r.query.startswith("sum by (") and "increase_pure(" in r.query for r in sent)
-    assert not any("unless" in r.query for r in sent)
+    assert not any("unless" in r.query for r in requests_sent)
+    # The plaintext responses (authorization findings) are counted the same exact way.
+    responses = [r for r in requests_sent if r.kind == "responses"]
+    assert len(responses) == 1 and "increase_pure(" in responses[0].query
     # Every query asked VictoriaMetrics cluster to refuse a partial answer.
-    assert all(r.params.get("deny_partial_response") == ["1"] for r in requests_sent if r.kind != "labels")
+    queries_sent = [r for r in requests_sent if r.path.startswith("/api/v1/query")]
+    assert queries_sent and all(r.params.get("deny_partial_response") == ["1"] for r in queries_sent)
     # No extrapolation: whole counts, exactly what the sample mesh sent in the last day.
     assert burst(baseline) == BURST
     edge = next(e for e in baseline.edges_to("web/api") if e["source_workload"] == "unknown")

@@ -231,7 +231,8 @@ class PrometheusTrafficSource:
         traffic = Traffic(window_start=window_start, window_end=window_end, source=self.source)
         started = time.monotonic()
         step = queries.timeline_step(window)
-        jobs = {job.key: job for job in plan.jobs(window, self._parts(window_end))}
+        count_parts = self._parts(window_end)
+        jobs = {job.key: job for job in plan.jobs(window, count_parts)}
         progress = plan.Progress(len(jobs))
 
         def run(item: tuple[str, plan.Job]) -> tuple[str, Answer]:
@@ -278,7 +279,7 @@ class PrometheusTrafficSource:
         traffic.timeline = _concat([f for n, f in frames.items() if n.startswith("timeline:")], empty_timeline())
         traffic.coverage = self._coverage(window_start, window_end)
         self._proxy_presence(traffic)
-        responses.collect(self.client, traffic, window_start, window_end, describe)
+        responses.collect(self.client, traffic, window_start, window_end, describe, count_parts)
         traffic.timeline_step = step
         traffic.clients = client_queries.collect(
             self.client, window_start, window_end, self.client.settings.peer_address_label, self._describe

@@ -206,5 +206,4 @@ class PlaintextResponses:
     def promql(self) -> str:
         sel = f'{REQUESTS}{{reporter="destination", connection_security_policy="none"}}'
         w = duration(self.window)
-        inner = f"increase({sel}[{w}])" if self.part == GROWN else _born(sel, w)
-        return f"sum by ({', '.join(RESPONSE_LABELS)}) ({inner})"
+        return f"sum by ({', '.join(RESPONSE_LABELS)}) ({_part(self.part, sel, w)})"

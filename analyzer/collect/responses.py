@@ -33,13 +33,17 @@ def collect(
     window_start: datetime,
     window_end: datetime,
     describe: Callable[[requests.exceptions.RequestException, float], str],
+    parts: tuple[str, ...] = queries.PARTS,
 ) -> None:
-    """Fill traffic.plaintext_responses, or traffic.responses_failed with why it could not be."""
-    parts = []
-    for part in queries.PARTS:
+    """Fill traffic.plaintext_responses, or traffic.responses_failed with why it could not be.
+
+    `parts` as for the totals: PromQL's two on Prometheus, MetricsQL's one exact part on
+    VictoriaMetrics, where PromQL's would count a new counter's first value twice."""
+    frames = []
+    for part in parts:
         query = queries.PlaintextResponses(window_end - window_start, part)
         try:
-            parts.append(frame(client.instant(query.promql(), window_end)))
+            frames.append(frame(client.instant(query.promql(), window_end)))
         except QueryFailed as exc:
             traffic.responses_failed = f"plaintext responses: {exc}"
         except requests.exceptions.RequestException as exc:
@@ -48,6 +52,6 @@ def collect(
             log.warning("query %s", traffic.responses_failed)
             traffic.warnings.append(f"query failed: {traffic.responses_failed}; plaintext denials are unknown")
             return
-    joined = pd.concat(parts, ignore_index=True)
+    joined = pd.concat(frames, ignore_index=True)
     key = [c for c in RESPONSE_COLUMNS if c != "count"]
     traffic.plaintext_responses = joined.groupby(key, as_index=False, dropna=False)["count"].sum()[RESPONSE_COLUMNS]

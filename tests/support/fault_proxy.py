@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import requests
 
-from analyzer.collect.queries import MetricsqlProbe
+from analyzer.collect.queries import PROXY_LIVE, MetricsqlProbe
 
 
 @dataclass(frozen=True)
@@ -34,16 +34,20 @@ class Request:
 
     @property
     def kind(self) -> str:
-        """check, probe, coverage, totals, timeline, responses, labels or attribution: the kind of job request."""
+        """check, probe, coverage, presence, totals, timeline, responses, labels or attribution."""
         q = self.query
         if self.path.startswith("/api/v1/label/"):
             return "labels"
+        if self.path.startswith("/api/v1/targets"):  # attribution: what Prometheus scrapes
+            return "attribution"
         if q == "vector(1)":
             return "check"
         if q == MetricsqlProbe().promql():
             return "probe"
         if q.startswith("count("):
             return "coverage"
+        if PROXY_LIVE in q:  # queries.ProxyPresence: which proxies were scraped
+            return "presence"
         if "response_code" in q:  # queries.PlaintextResponses
             return "responses"
         # Attribution's own queries (analyzer/collect/client_queries.py): peer addresses, client side.
