@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import replace
+from dataclasses import asdict, fields, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import jsonschema
+import pandas as pd
 import pytest
 
 from analyzer import api, cli, pipeline
@@ -18,8 +19,9 @@ from analyzer.analyse.readiness import Settings, analyse
 from analyzer.collect.run_store import load_run
 from analyzer.config import ReportConfig
 from analyzer.errors import UserError
+from analyzer.model import document
 from analyzer.model.document import from_json, to_document, to_json
-from analyzer.model.report import SCHEMA_VERSION, RunResult, Verdict
+from analyzer.model.report import SCHEMA_VERSION, EdgeResult, NamespaceResult, RunResult, Verdict, WorkloadResult
 from analyzer.write.publish import publish
 from analyzer.write.registry import writers
 from analyzer.write.result_json import schema_text
@@ -248,3 +250,39 @@ def test_compare_reports_the_share_moving(demo: RunResult) -> None:
     changes = compare(before, demo)
     assert changes.mtls_share_delta == {"requests": round(demo.mtls_share["requests"] - 0.5, 4), "connections": None}
     assert compare(replace(demo, generated_at=demo.generated_at - timedelta(days=1)), demo).previous_generated_at
+
+
+# -- written piece by piece, read column by column ---------------------------------------------------
+
+
+@pytest.mark.parametrize("batch", [1, 7, 2000])
+def test_result_json_written_in_batches_is_pydantics_whole_document(
+    tmp_path: Path, demo: RunResult, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches of 1 and 7 split the edges and the 1,000 timeline points; 2,000 writes them whole.
+    monkeypatch.setattr(document, "BATCH", batch)
+    whole = document._adapter().dump_json(demo)
+    expected = whole[:-1] + b',"complete":' + (b"true" if demo.complete else b"false") + b"}\n"
+    _write(demo, tmp_path, "json")
+    assert (tmp_path / "result.json").read_bytes() == expected
+    assert to_json(demo) == expected
+    assert len(demo.timeline) > 7 * 100 and len(demo.edges) > 7
+
+
+def test_result_frames_are_the_rows_asdict_gave(demo: RunResult) -> None:
+    for items, cls, frame in (
+        (demo.edges, EdgeResult, demo.edges_frame()),
+        (demo.workloads, WorkloadResult, demo.workloads_frame()),
+        (demo.namespaces, NamespaceResult, demo.namespaces_frame()),
+    ):
+        columns = [f.name for f in fields(cls)]
+        pd.testing.assert_frame_equal(frame, pd.DataFrame([asdict(i) for i in items], columns=columns))
+    empty = replace(demo, edges=[]).edges_frame()
+    assert empty.empty and list(empty.columns) == [f.name for f in fields(EdgeResult)]
+    assert all(dtype == "object" for dtype in empty.dtypes)  # as asdict's empty frame, not float64 columns
+
+
+def test_result_frames_never_share_a_list_with_the_result(demo: RunResult) -> None:
+    frame = demo.workloads_frame()
+    frame.loc[0, "reasons"].append("changed through the frame")
+    assert "changed through the frame" not in demo.workloads[0].reasons

@@ -187,27 +187,41 @@ class PrometheusClient:
 # -- JSON to DataFrames -------------------------------------------------------------------------
 
 
-def vector_frame(result: Iterable[dict]) -> pd.DataFrame:
+def _label_columns(metrics: list[dict[str, str]], labels: Iterable[str]) -> dict[str, list[str]]:
+    """One list per label, a missing label as "": built column by column, never row by row, and
+    each distinct value kept once, so the frame does not hold one string per cell (40,000
+    series of 11 labels are 440,000 strings otherwise, tens of MB)."""
+    shared: dict[str, str] = {}
+    return {
+        queries.LABELS[label]: [shared.setdefault(v, v) for v in (m.get(label, "") for m in metrics)]
+        for label in labels
+    }
+
+
+def vector_frame(result: list[dict]) -> pd.DataFrame:
     """An instant-vector result as observation rows; a missing label becomes ""."""
-    rows = [[item["metric"].get(label, "") for label in queries.LABELS] + [float(item["value"][1])] for item in result]
-    if not rows:
+    if not result:
         return empty_observations()
-    frame = pd.DataFrame(rows, columns=[*queries.LABELS.values(), "count"])
+    columns = _label_columns([item["metric"] for item in result], queries.LABELS)
+    frame = pd.DataFrame({**columns, "count": [float(item["value"][1]) for item in result]})
     return frame[OBSERVATION_COLUMNS]
 
 
-def matrix_frame(result: Iterable[dict]) -> pd.DataFrame:
+def matrix_frame(result: list[dict]) -> pd.DataFrame:
     """A range result as timeline rows (only steps with volume above zero)."""
-    rows = []
+    metrics: list[dict[str, str]] = []
+    stamps: list[float] = []
+    counts: list[float] = []
     for item in result:
-        labels = [item["metric"].get(label, "") for label in queries.LABELS if label != "reporter"]
         for ts, value in item["values"]:
             if float(value) > 0:
-                rows.append([*labels, float(ts), float(value)])
-    if not rows:
+                metrics.append(item["metric"])
+                stamps.append(float(ts))
+                counts.append(float(value))
+    if not counts:
         return empty_timeline()
-    names = [c for label, c in queries.LABELS.items() if label != "reporter"]
-    frame = pd.DataFrame(rows, columns=[*names, "timestamp", "count"])
+    columns = _label_columns(metrics, [label for label in queries.LABELS if label != "reporter"])
+    frame = pd.DataFrame({**columns, "timestamp": stamps, "count": counts})
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="s", utc=True)
     return frame.groupby([c for c in TIMELINE_COLUMNS if c not in ("count",)], as_index=False, dropna=False)[
         "count"
@@ -235,11 +249,13 @@ class PrometheusTrafficSource:
         jobs = {job.key: job for job in plan.jobs(window, count_parts)}
         progress = plan.Progress(len(jobs))
 
-        def run(item: tuple[str, plan.Job]) -> tuple[str, Answer]:
+        def run(item: tuple[str, plan.Job]) -> tuple[str, pd.DataFrame | QueryFailed]:
             key, job = item
             answer = self._ask(job, window_start, window_end)
             progress.finished(key, answer)
-            return key, answer
+            # Into a frame at once: the parsed JSON of every answer held together until all
+            # have arrived was most of the job's peak memory.
+            return key, answer if isinstance(answer, QueryFailed) else _frame(job, answer)
 
         # One pool for the first answers and for any split: never more than max_parallel in flight.
         lost_parts: dict[str, dict[str, str]] = {}  # query part -> namespace -> why its part is missing
@@ -247,7 +263,16 @@ class PrometheusTrafficSource:
             answers = dict(pool.map(run, jobs.items()))
             too_big = {key: jobs[key] for key, a in answers.items() if isinstance(a, QueryFailed) and _too_big(a)}
             if too_big:
-                answers.update(self._split(pool, too_big, answers, window_start, window_end, lost_parts, progress))
+                seen = {
+                    ns
+                    for a in answers.values()
+                    if isinstance(a, pd.DataFrame)
+                    for ns in a["destination_namespace"].unique()
+                }
+                found = self._split(pool, too_big, seen, window_start, window_end, lost_parts, progress)
+                answers.update(
+                    {key: a if isinstance(a, QueryFailed) else _frame(jobs[key], a) for key, a in found.items()}
+                )
         # A logical query is answered only if all its parts are: growth without births would
         # miss a Job's one burst of plaintext.
         failed: dict[str, QueryFailed] = {}
@@ -264,8 +289,7 @@ class PrometheusTrafficSource:
             name = jobs[key].name
             if name in failed or isinstance(answer, QueryFailed):
                 continue
-            frame = vector_frame(answer) if name.startswith("totals:") else matrix_frame(answer)
-            parts.setdefault(name, []).append(frame)
+            parts.setdefault(name, []).append(answer)
         frames = {
             name: plan.join_totals(found) if name.startswith("totals:") else plan.join_timeline(found)
             for name, found in parts.items()
@@ -325,7 +349,7 @@ class PrometheusTrafficSource:
         self,
         pool: ThreadPoolExecutor,
         failed: dict[str, plan.Job],
-        answers: dict[str, Answer],
+        seen: set[str],
         window_start: datetime,
         window_end: datetime,
         lost_parts: dict[str, dict[str, str]],
@@ -340,15 +364,9 @@ class PrometheusTrafficSource:
         except (QueryFailed, requests.exceptions.RequestException) as exc:
             reason = exc if isinstance(exc, QueryFailed) else describe(exc, self.client.settings.timeout)
             log.warning("cannot list namespaces to split the failed queries: %s", reason)
-            return {name: answers[name] for name in failed}
-        # The parts must cover every namespace any answer names, not only those the index listed;
-        # "" selects series without the label, which no listed namespace would.
-        seen = {
-            item["metric"].get("destination_workload_namespace", "")
-            for answer in answers.values()
-            if isinstance(answer, list)
-            for item in answer
-        }
+            return {}  # the first answers (too big) stand
+        # The parts must cover every namespace any answer names (`seen`), not only those the index
+        # listed; "" selects series without the label, which no listed namespace would.
         namespaces = sorted({*found, *seen, ""})
         log.info(
             "%s too big for Prometheus; asking again per destination namespace (%d queries, %d at a time)",
@@ -476,6 +494,12 @@ class PrometheusTrafficSource:
 
 
 Answer = list[dict] | QueryFailed
+
+
+def _frame(job: plan.Job, answer: list[dict]) -> pd.DataFrame:
+    return vector_frame(answer) if job.step is None else matrix_frame(answer)
+
+
 # Words Prometheus, Thanos, Mimir and VictoriaMetrics use when a query is too big or too slow.
 _TOO_BIG_WORDS = ("too many samples", "timed out", "timeout", "limit", "exceeded")
 

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib import dates, ticker
 from matplotlib.colors import ListedColormap, LogNorm
+from matplotlib.figure import Figure
 
 from analyzer.model.report import RunResult
 
@@ -61,7 +62,7 @@ UNIT_OF = {"http": "requests", "grpc": "requests", "tcp": "connections"}
 _BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # shown as escapes
 LABEL_CHARS = 40  # long (or hostile) label values are cut on the axes; the tables have them whole
 
-plt.rcParams.update(
+matplotlib.rcParams.update(
     {
         "svg.fonttype": "path",  # glyphs as paths: renders the same everywhere, offline
         "svg.hashsalt": "mtls-readiness",  # stable ids, so identical data gives identical SVG
@@ -80,7 +81,7 @@ plt.rcParams.update(
 PHONE_WIDTH = 4.3  # inches: a 390 px screen shows it at about 1.2 px per point, so 11 pt text stays ~13 px
 # A non-zero cell is never near-white: the colour scale starts at this depth of "Oranges".
 HEATMAP_FLOOR = 0.3
-HEATMAP_COLOURS = ListedColormap(plt.get_cmap("Oranges")(np.linspace(HEATMAP_FLOOR, 1.0, 256)))
+HEATMAP_COLOURS = ListedColormap(matplotlib.colormaps["Oranges"](np.linspace(HEATMAP_FLOOR, 1.0, 256)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,15 +96,23 @@ class Chart:
 def for_phone(draw: Callable[..., Chart], *args: Any) -> Chart:
     """The chart twice: for wide screens and print, and narrower with larger text for phones."""
     wide = draw(*args, phone=False)
-    with plt.rc_context({"font.size": 11, "axes.titlesize": 11.5, "xtick.labelsize": 10.5, "ytick.labelsize": 10.5}):
+    with matplotlib.rc_context(
+        {"font.size": 11, "axes.titlesize": 11.5, "xtick.labelsize": 10.5, "ytick.labelsize": 10.5}
+    ):
         phone = draw(*args, phone=True)
     return Chart(wide.key, wide.title, wide.description, wide.svg, _prefix_ids(phone.svg, "p"))
 
 
-def to_svg(fig: plt.Figure, prefix: str = "") -> str:
+def _subplots(*grid: int, figsize: tuple[float, float], **kw: Any) -> tuple[Figure, Any]:
+    """`pyplot.subplots` without pyplot: no global figure registry to close, and pyplot (with
+    its backend machinery) stays unimported."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kw)
+
+
+def to_svg(fig: Figure, prefix: str = "") -> str:
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
     text = buffer.getvalue()
     text = text[text.index("<svg") :]  # drop the XML prolog and DOCTYPE for inline use
     text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
@@ -132,7 +141,7 @@ def compact(value: float) -> str:
 
 
 def _empty(message: str, key: str, phone: bool = False) -> str:
-    fig, ax = plt.subplots(figsize=(PHONE_WIDTH if phone else 6, 0.6))
+    fig, ax = _subplots(figsize=(PHONE_WIDTH if phone else 6, 0.6))
     ax.axis("off")
     ax.text(0.0, 0.5, message, ha="left", va="center", color="#555555", fontsize=10)
     return to_svg(fig, key)
@@ -174,13 +183,13 @@ def volume_by_namespace(run: RunResult, top: int = 20, *, phone: bool = False) -
         panels.append((unit, part.head(top).iloc[::-1], len(part) - min(len(part), top)))
     rows = [len(p[1]) for p in panels]
     if phone:
-        fig, grid = plt.subplots(
+        fig, grid = _subplots(
             len(panels), 1, figsize=(PHONE_WIDTH, 0.36 * sum(rows) + 1.5 * len(panels)), squeeze=False,
             gridspec_kw={"height_ratios": [r + 2 for r in rows]},
         )  # fmt: skip
         axes = list(grid[:, 0])
     else:
-        fig, grid = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 0.28 * max(rows) + 1.1), squeeze=False)
+        fig, grid = _subplots(1, len(panels), figsize=(4.6 * len(panels), 0.28 * max(rows) + 1.1), squeeze=False)
         axes = list(grid[0])
     for ax, (unit, part, more) in zip(axes, panels, strict=True):
         names = [_short(n, 18 if phone else 28) for n in part.namespace]
@@ -243,7 +252,7 @@ def plaintext_over_time(run: RunResult, *, phone: bool = False) -> Chart:
     grid = grid.union(stamps)  # steps with no plaintext are zero, not missing
     units = [u for u in ("requests", "connections") if (timeline.unit == u).any()]
     size = (PHONE_WIDTH, 2.3 * len(units) + 0.6) if phone else (9, 1.9 * len(units) + 0.4)
-    fig, axes = plt.subplots(len(units), 1, figsize=size, sharex=True, squeeze=False)
+    fig, axes = _subplots(len(units), 1, figsize=size, sharex=True, squeeze=False)
     peaks = []
     for ax, unit in zip(axes[:, 0], units, strict=True):
         series = timeline[timeline.unit == unit].groupby("timestamp")["count"].sum().reindex(grid, fill_value=0)
@@ -309,7 +318,7 @@ def plaintext_heatmap(run: RunResult, top: int = 20, *, phone: bool = False) -> 
     columns = max(g.shape[1] for _, g in grids)
     width = PHONE_WIDTH if phone else min(max(2.5 + 0.75 * columns, 5.5), 10)
     heights = [max(1.6 + (0.5 if phone else 0.42) * g.shape[0], 2.6) for _, g in grids]
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         len(grids), 1, figsize=(width, sum(heights) + 0.8), squeeze=False, gridspec_kw={"height_ratios": heights}
     )
     largest = []
@@ -377,7 +386,7 @@ def burndown(history: Sequence[dict[str, Any]], limit: int = 60, *, phone: bool 
     labels = _run_labels([str(r.get("generated_at") or r.get("run_id", "")) for r in runs])
     x = np.arange(len(runs))
     size = (PHONE_WIDTH, 4.2) if phone else (min(max(4.5, 2.5 + 0.3 * len(runs)), 10), 2.8)
-    fig, ax = plt.subplots(figsize=size)
+    fig, ax = _subplots(figsize=size)
     bottom = np.zeros(len(runs))
     for verdict in BURNDOWN_ORDER:
         counts = np.array([float(r.get("verdicts", {}).get(verdict, 0) or 0) for r in runs])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from analyzer.model.document import schema, to_json
+from analyzer.model.document import schema, write_json
 from analyzer.model.report import RunResult
 from analyzer.write.registry import writer
 
@@ -14,7 +14,8 @@ RESULT_FILE = "result.json"
 
 @writer("json")
 def write_result(run: RunResult, folder: Path) -> None:
-    (folder / RESULT_FILE).write_bytes(to_json(run))
+    with (folder / RESULT_FILE).open("wb") as out:
+        write_json(run, out)
 
 
 def schema_text() -> str:
