@@ -257,3 +257,24 @@ def test_clients_section_names_legacy_curl_on_screen_and_passes_axe_open(
     assert page.evaluate("Array.from(document.querySelectorAll('#clients-table th')).every(th => th.scope === 'col')")
     page.evaluate("document.querySelector('details#candidates').open = true")  # axe skips closed details
     assert page.axe() == []
+
+
+def test_tables_keep_their_columns_on_a_desktop(browser: Chromium, demo_dir: Path) -> None:
+    """The script marks every table for the phone's card layout; on a wide screen the tables must
+    still lay out as tables: one header row as wide as the body, the caption above it."""
+    page = _open(browser, demo_dir / PAGES["report"], DESKTOP)
+    tables = page.evaluate(
+        """Array.from(document.querySelectorAll('table.cards')).map(t => {
+            const head = t.tHead ? t.tHead.getBoundingClientRect() : null;
+            const body = t.tBodies[0].getBoundingClientRect();
+            const caption = t.caption ? t.caption.getBoundingClientRect() : null;
+            return {id: t.id, display: getComputedStyle(t).display,
+                    head: head && head.width, body: body.width,
+                    captionAbove: caption === null || caption.bottom <= body.top + 1};
+        })"""
+    )
+    assert len(tables) >= 3, tables
+    for table in tables:
+        assert table["display"] == "table", table
+        assert table["head"] is None or abs(table["head"] - table["body"]) <= 1, table
+        assert table["captionAbove"], table
