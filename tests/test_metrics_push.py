@@ -22,6 +22,7 @@ from analyzer.collect.pushgateway import push
 from analyzer.config import PushgatewaySettings
 from analyzer.model.report import Changes, ClientChange, VerdictChange
 from analyzer.write.metrics import registry, render
+from tests.support import daemon
 from tests.support.prometheus import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,29 +34,6 @@ def _binary(name: str) -> str:
     if path is None:
         raise RuntimeError(f"{name} not found: run tests through tests/run.sh, which installs it from Debian")
     return path
-
-
-def _wait_ready(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"exited: {log.read_text()[-2000:]}")
-        try:
-            if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready in 30s")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture
@@ -70,10 +48,10 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_ready(url, process, log)
+        daemon.wait_ready(process, f"{url}/-/ready", log, "pushgateway", 0.1)
         yield url
     finally:
-        _stop(process)
+        daemon.stop(process)
 
 
 def _changes(previous: str, new_clients: int, regressions: list[str]) -> Changes:
@@ -247,7 +225,7 @@ def test_prometheus_scraping_the_pushgateway_fires_the_alerts(pushgateway: str, 
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, process, log)
+        daemon.wait_ready(process, f"{url}/-/ready", log, "prometheus", 0.1)
         expected = {
             "MtlsReadinessNewPlaintextClient",
             "MtlsReadinessNamespaceRegression",
@@ -264,4 +242,4 @@ def test_prometheus_scraping_the_pushgateway_fires_the_alerts(pushgateway: str, 
         jobs = {a["labels"].get("job") for a in alerts}
         assert jobs == {"mtls-readiness"}  # honor_labels keeps the pushed job, not "pushgateway"
     finally:
-        _stop(process)
+        daemon.stop(process)

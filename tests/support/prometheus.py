@@ -8,14 +8,12 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import requests
-
 from analyzer.sample.mesh import SampleMesh
+from tests.support import daemon
 
 CONFIG = "global:\n  scrape_interval: 1m\nscrape_configs: []\n"
 
@@ -72,26 +70,12 @@ class PrometheusServer:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {(self.workdir / 'prometheus.log').read_text()[-2000:]}")
-            try:
-                if requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return self.url
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("prometheus did not become ready in 60s")
+        daemon.wait_ready(self.process, f"{self.url}/-/ready", self.workdir / "prometheus.log", "prometheus", 0.2)
+        return self.url
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process = None
+        daemon.stop(self.process)
+        self.process = None
 
 
 def serve_mesh(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ import pytest
 import requests
 
 from analyzer.sample.mesh import SampleMesh, openmetrics_lines
+from tests.support import daemon
 from tests.support.prometheus import free_port
 
 
@@ -59,18 +59,9 @@ class VictoriaMetricsServer:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                tail = (self.workdir / "victoria-metrics.log").read_text()[-2000:]
-                raise RuntimeError(f"victoria-metrics exited: {tail}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self.url
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("victoria-metrics did not become ready in 60s")
+        log_path = self.workdir / "victoria-metrics.log"
+        daemon.wait_ready(self.process, f"{self.url}/health", log_path, "victoria-metrics", 0.1)
+        return self.url
 
     def load(self, lines: Iterator[str]) -> None:
         """Import OpenMetrics sample lines and make them searchable before returning."""
@@ -79,13 +70,8 @@ class VictoriaMetricsServer:
         requests.get(f"{self.url}/internal/force_flush", timeout=60).raise_for_status()
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process = None
+        daemon.stop(self.process)
+        self.process = None
 
 
 def serve_mesh(
