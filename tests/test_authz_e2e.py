@@ -136,14 +136,15 @@ def test_the_suggested_policy_is_valid_and_what_if_predicts_exactly_the_denied_c
     assert (policy.ref, policy.action, policy.selector) == ("shop/web-limit-plaintext", Action.ALLOW, {"app": "web"})
     assert policy.rules[0].sources[0].principals == (CART,)  # the mTLS client's identity is kept
     assert policy.rules[1].sources[0].not_principals == ("*",)
-    assert policy.rules[1].operations[0].ports == ("8000",)  # plaintext only on the declared port
+    assert policy.rules[1].operations == ()  # no condition the metrics cannot check...
+    assert 'to: [{operation: {ports: ["8000"]}}]' in suggestion  # ...the port limit is offered as a comment
 
     path = tmp_path / "suggested.yaml"
     path.write_text(suggestion, encoding="utf-8")
     code, answer = _what_if(capsys, served, path)
-    # cart keeps its access; legacy/batch's plaintext depends on the port, which the metrics lack.
-    assert (code, answer["verdict"], answer["cut_off"]) == (2, "cannot_tell", [])
-    assert [d.split(" (")[0] for d in answer["doubts"]] == ["legacy/batch -> shop/web"]
+    # cart keeps its access by principal, legacy/batch its plaintext: what-if knows it, with evidence.
+    assert (code, answer["verdict"], answer["cut_off"], answer["doubts"]) == (0, "safe", [], [])
+    assert answer["changed_workloads"] == ["shop/web"]
     assert answer["proposal_kind"] == "AuthorizationPolicy"
 
     # Without rule 2, exactly the plaintext client is denied, and the mTLS client is not.
