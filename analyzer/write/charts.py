@@ -7,8 +7,13 @@ charts only arrange what the analysis produced; label values are untrusted text,
 from __future__ import annotations
 
 import io
+import logging
+import multiprocessing
+import os
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +26,8 @@ from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 
 from analyzer.model.report import RunResult
+
+log = logging.getLogger("mtls_readiness")
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 MTLS_COLOUR = "#0072B2"
@@ -93,14 +100,22 @@ class Chart:
     phone_svg: str = ""  # the same chart laid out for a ~390 px screen, text still legible
 
 
-def for_phone(draw: Callable[..., Chart], *args: Any) -> Chart:
-    """The chart twice: for wide screens and print, and narrower with larger text for phones."""
-    wide = draw(*args, phone=False)
+def _draw(draw: Callable[..., Chart], phone: bool, *args: Any) -> Chart:
+    if not phone:
+        return draw(*args, phone=False)
     with matplotlib.rc_context(
         {"font.size": 11, "axes.titlesize": 11.5, "xtick.labelsize": 10.5, "ytick.labelsize": 10.5}
     ):
-        phone = draw(*args, phone=True)
+        return draw(*args, phone=True)
+
+
+def _pair(wide: Chart, phone: Chart) -> Chart:
     return Chart(wide.key, wide.title, wide.description, wide.svg, _prefix_ids(phone.svg, "p"))
+
+
+def for_phone(draw: Callable[..., Chart], *args: Any) -> Chart:
+    """The chart twice: for wide screens and print, and narrower with larger text for phones."""
+    return _pair(_draw(draw, False, *args), _draw(draw, True, *args))
 
 
 def _subplots(*grid: int, figsize: tuple[float, float], **kw: Any) -> tuple[Figure, Any]:
@@ -111,8 +126,10 @@ def _subplots(*grid: int, figsize: tuple[float, float], **kw: Any) -> tuple[Figu
 
 
 def to_svg(fig: Figure, prefix: str = "") -> str:
+    """Every chart is laid out by `tight_layout` (legends and colour bars included) before this, so
+    no second layout pass (`bbox_inches="tight"`, a full extra draw) is needed."""
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
     text = text[text.index("<svg") :]  # drop the XML prolog and DOCTYPE for inline use
     text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
@@ -267,7 +284,7 @@ def plaintext_over_time(run: RunResult, *, phone: bool = False) -> Chart:
         peaks.append(f"{unit} peak {compact(series.max())} per {_duration(step)}")
     axes[-1, 0].set_xlim(pd.Timestamp(run.window_start), end)
     if phone:
-        axes[-1, 0].xaxis.set_major_locator(dates.AutoDateLocator(maxticks=4))
+        axes[-1, 0].xaxis.set_major_locator(dates.AutoDateLocator(minticks=2, maxticks=4))
     axes[-1, 0].xaxis.set_major_formatter(dates.DateFormatter("%b %d\n%H:%M"))
     fig.tight_layout()
     description = f"Plaintext volume per {_duration(step)} over the window; " + ", ".join(peaks) + "."
@@ -397,7 +414,7 @@ def burndown(history: Sequence[dict[str, Any]], limit: int = 60, *, phone: bool 
             edgecolor="white", linewidth=0.5, label=verdict,
         )  # fmt: skip
         bottom += counts
-    step = max(1, len(runs) // (5 if phone else 12))
+    step = -(-len(runs) // (5 if phone else 10))  # at most 5 or 10 labels: slanted ones must not overlap
     slanted = len(runs) > (3 if phone else 6)
     ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax.set_xticks(x[::step], labels[::step], rotation=35 if slanted else 0, ha="right" if slanted else "center")
@@ -447,11 +464,46 @@ def _run_labels(stamps: list[str]) -> list[str]:
     ]
 
 
+# (draw, argument name) in page order; the argument is looked up in `_job` by the worker.
+_CHARTS: list[tuple[Callable[..., Chart], str]] = [
+    (volume_by_namespace, "run"),
+    (plaintext_over_time, "run"),
+    (plaintext_heatmap, "run"),
+    (burndown, "history"),
+]
+_job: dict[str, Any] = {}  # the inputs of the render in progress, inherited by forked workers
+
+
+def _render(task: tuple[int, bool]) -> Chart:
+    index, phone = task
+    draw, argument = _CHARTS[index]
+    return _draw(draw, phone, _job[argument])
+
+
+def _workers() -> int:
+    """Drawing is CPU-bound Python: a second process halves it when a second core is there."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return min(2, cores) if "fork" in multiprocessing.get_all_start_methods() else 1
+
+
 def render_all(run: RunResult, history: Sequence[dict[str, Any]] = ()) -> list[Chart]:
-    """The report's charts, in page order, each for wide screens and for phones."""
-    return [
-        for_phone(volume_by_namespace, run),
-        for_phone(plaintext_over_time, run),
-        for_phone(plaintext_heatmap, run),
-        for_phone(burndown, history),
-    ]
+    """The report's charts, in page order, each for wide screens and for phones. With two cores,
+    drawn by two forked processes, which inherit the result instead of receiving a copy."""
+    _job.update(run=run, history=history)
+    tasks = [(i, phone) for i in range(len(_CHARTS)) for phone in (False, True)]
+    try:
+        drawn: list[Chart] | None = None
+        if _workers() > 1:
+            try:
+                context = multiprocessing.get_context("fork")
+                with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+                    drawn = list(pool.map(_render, tasks))
+            except (OSError, BrokenProcessPool) as exc:  # no processes to spare: draw them here
+                log.info("charts: drawing in this process (%s)", exc)
+        drawn = drawn or [_render(t) for t in tasks]
+        return [_pair(wide, phone) for wide, phone in zip(drawn[::2], drawn[1::2], strict=True)]
+    finally:
+        _job.clear()
