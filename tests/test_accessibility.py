@@ -19,7 +19,7 @@ from colorspacious import cspace_convert, deltaE
 from matplotlib.colors import to_rgb
 from PIL import Image
 
-from analyzer.write import charts
+from analyzer.write import charts, palette
 from tests.support.browser import DESKTOP, PHONE, BrowserError, Chromium, Page
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -149,7 +149,7 @@ def _simulate(rgb: np.ndarray, cvd: str | None) -> np.ndarray:
 
 
 def test_palette_pairs_that_merge_under_cvd_carry_different_patterns() -> None:
-    colours = {v: np.array(to_rgb(c)) for v, c in charts.VERDICT_COLOURS.items()}
+    colours = {v: np.array(to_rgb(c)) for v, c in palette.VERDICT_COLOURS.items()}
     confusable = set()
     for cvd in CVD_TYPES:
         seen = {v: _simulate(c, cvd) for v, c in colours.items()}
@@ -157,7 +157,7 @@ def test_palette_pairs_that_merge_under_cvd_carry_different_patterns() -> None:
             if deltaE(seen[a], seen[b], input_space="sRGB1") < DISTINCT:
                 confusable.add((cvd, a, b))
                 assert charts.VERDICT_HATCHES.get(a) != charts.VERDICT_HATCHES.get(b), (cvd, a, b)
-                assert charts.VERDICT_PATTERNS.get(a) != charts.VERDICT_PATTERNS.get(b), (cvd, a, b)
+                assert palette.VERDICT_PATTERNS.get(a) != palette.VERDICT_PATTERNS.get(b), (cvd, a, b)
     # The reported merges exist in the flat palette: colour alone would not do.
     assert ("deuteranomaly", "BLOCKED", "DISABLED") in confusable
     assert {v for _, a, b in confusable for v in (a, b)} >= {"READY", "NOT_MESHED", "ENFORCED"}

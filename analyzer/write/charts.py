@@ -1,5 +1,8 @@
 """Matplotlib charts rendered to inline SVG strings (no files, no fonts to fetch).
 
+Imported only when a page is drawn (matplotlib costs ~0.3 s to import): the colours and number
+format the pages share live in `palette`.
+
 Every chart returns a `Chart`: the SVG and a one-sentence description for screen readers. The
 charts only arrange what the analysis produced; label values are untrusted text, drawn as text.
 """
@@ -26,45 +29,17 @@ from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 
 from analyzer.model.report import RunResult
+from analyzer.write.palette import (
+    BURNDOWN_ORDER,
+    MTLS_COLOUR,
+    PLAINTEXT_COLOUR,
+    VERDICT_COLOURS,
+    VERDICT_HATCHES,
+    compact,
+)
 
 log = logging.getLogger("mtls_readiness")
 
-# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
-MTLS_COLOUR = "#0072B2"
-PLAINTEXT_COLOUR = "#D55E00"
-VERDICT_COLOURS = {
-    "BLOCKED": "#D55E00",
-    "UNKNOWN": "#F0E442",
-    "READY": "#009E73",
-    "NO_TRAFFIC": "#56B4E9",
-    "DISABLED": "#E69F00",
-    "ENFORCED": "#0072B2",
-    "NOT_MESHED": "#BBBBBB",
-}
-# A second cue besides colour for the verdicts that need attention.
-# A second cue besides colour, so no two verdicts differ by colour alone (colour-vision deficiencies
-# merge some of the palette): a hatch in the charts (lines only: dot hatches cost ~70 kB of SVG each)
-# and a CSS pattern in the page's share bars. Only ENFORCED is plain.
-VERDICT_HATCHES = {
-    "BLOCKED": "//",
-    "UNKNOWN": "\\\\",
-    "READY": "++",
-    "NO_TRAFFIC": "--",
-    "DISABLED": "||",
-    "NOT_MESHED": "xx",
-}
-_INK = "rgba(0,0,0,.3)"
-VERDICT_PATTERNS = {
-    "BLOCKED": f"repeating-linear-gradient(45deg, {_INK} 0 2px, transparent 2px 6px)",
-    "UNKNOWN": f"repeating-linear-gradient(-45deg, {_INK} 0 2px, transparent 2px 6px)",
-    "READY": "linear-gradient(90deg, rgba(255,255,255,.45) 1px, transparent 1px) 0 0 / 5px 5px, "
-    "linear-gradient(rgba(255,255,255,.45) 1px, transparent 1px) 0 0 / 5px 5px",
-    "NO_TRAFFIC": "repeating-linear-gradient(0deg, rgba(255,255,255,.55) 0 2px, transparent 2px 6px)",
-    "DISABLED": f"repeating-linear-gradient(90deg, {_INK} 0 2px, transparent 2px 5px)",
-    "NOT_MESHED": f"radial-gradient({_INK} 1px, transparent 1.5px) 0 0 / 5px 5px",
-}
-# Bottom to top in the burndown: what is done first, what blocks on top.
-BURNDOWN_ORDER = ["ENFORCED", "READY", "NO_TRAFFIC", "DISABLED", "UNKNOWN", "BLOCKED", "NOT_MESHED"]
 UNIT_OF = {"http": "requests", "grpc": "requests", "tcp": "connections"}
 _BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # shown as escapes
 LABEL_CHARS = 40  # long (or hostile) label values are cut on the axes; the tables have them whole
@@ -148,13 +123,6 @@ def _prefix_ids(svg: str, prefix: str) -> str:
 def _short(text: str, limit: int = LABEL_CHARS) -> str:
     text = _BIDI_CONTROLS.sub(lambda m: f"[U+{ord(m.group(0)):04X}]", str(text).replace("\n", " "))
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def compact(value: float) -> str:
-    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= size:
-            return f"{value / size:.3g}{suffix}"
-    return f"{value:.0f}" if float(value).is_integer() else f"{value:.3g}"
 
 
 def _empty(message: str, key: str, phone: bool = False) -> str:
@@ -462,6 +430,13 @@ def _run_labels(stamps: list[str]) -> list[str]:
         p.strftime("%b %d\n%H:%M:%S" if crowded else "%b %d\n%H:%M") if p is not None else _short(s, 18)
         for p, s in zip(parsed, stamps, strict=True)
     ]
+
+
+def warm_up() -> None:
+    """Load the fonts and the SVG backend with one tiny drawing, so the first chart starts warm."""
+    fig, ax = _subplots(figsize=(1, 1))
+    ax.set_title("mTLS 0123456789")
+    to_svg(fig)
 
 
 # (draw, argument name) in page order; the argument is looked up in `_job` by the worker.

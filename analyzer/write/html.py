@@ -22,7 +22,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from analyzer.model.report import VERDICT_ORDER, EdgeResult, NamespaceResult, RunResult, Verdict, WorkloadResult
-from analyzer.write import charts
+from analyzer.write import palette
 from analyzer.write.registry import writer
 from analyzer.write.run_index import published_summaries
 from analyzer.write.summary import LIST_LIMIT as CHANGE_LIST_LIMIT
@@ -74,13 +74,13 @@ def _environment() -> Environment:
     env.filters["iso"] = lambda v: iso(v) if v else ""
     env.filters["when"] = _when
     env.filters["num"] = _number
-    env.filters["compact"] = lambda v: charts.compact(v) if v is not None else ""
+    env.filters["compact"] = lambda v: palette.compact(v) if v is not None else ""
     env.filters["pct"] = lambda v: f"{v * 100:.1f}%" if v is not None else "–"
     env.filters["signed"] = _signed
     env.filters["points"] = lambda v: f"{v * 100:+.1f} pts" if v else ""
     env.filters["rank"] = lambda v: _RANK.get(str(v), len(_RANK))
-    env.globals["verdict_colours"] = charts.VERDICT_COLOURS
-    env.globals["verdict_patterns"] = charts.VERDICT_PATTERNS
+    env.globals["verdict_colours"] = palette.VERDICT_COLOURS
+    env.globals["verdict_patterns"] = palette.VERDICT_PATTERNS
     env.globals["verdict_order"] = [v.value for v in VERDICT_ORDER]
     env.globals["client_kind_text"] = CLIENT_KIND_TEXT
     # The one inline script, allowed by its hash in the page's Content-Security-Policy:
@@ -202,6 +202,8 @@ def _top(items: Sequence[Any], limit: int = TOP_ROWS) -> tuple[list[Any], int]:
 
 def render_report(run: RunResult, summary: dict[str, Any], history: Sequence[dict[str, Any]] = ()) -> str:
     """The run's page. `history`: headline rows of the published runs, newest first (see `headline`)."""
+    from analyzer.write import charts  # matplotlib, imported only to draw
+
     namespaces = sorted(run.namespaces, key=lambda n: (_RANK[n.verdict.value], -n.plaintext_count, n.namespace))
     blockers: list[EdgeResult] = [e for e in run.edges if e.blocker]  # the analysis sorts by volume
     ready_workloads = sorted(
@@ -275,6 +277,8 @@ def headline(summary: dict[str, Any]) -> dict[str, Any]:
 
 def render_history(runs: list[dict[str, Any]]) -> str:
     """The output dir's index.html from the published runs' summaries, newest first."""
+    from analyzer.write import charts  # matplotlib, imported only to draw
+
     rows = [headline(r) for r in runs if r.get("run_id")]
     return ENV.get_template("history.html.j2").render(
         runs=rows[:HISTORY_ROWS],
