@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import pandas as pd
 import yaml
 from matplotlib.figure import Figure
@@ -39,9 +40,20 @@ from analyzer.collect.run_store import load_run
 from analyzer.config import PrometheusSettings, ReportConfig
 from analyzer.errors import UserError
 from analyzer.model.report import VERDICT_ORDER, RunResult
+from analyzer.write.palette import MTLS_COLOUR, PLAINTEXT_COLOUR, VERDICT_COLOURS
 
-# Importing charts also applies the report's matplotlib style, so notebook figures match the HTML.
-from analyzer.write.charts import MTLS_COLOUR, PLAINTEXT_COLOUR, VERDICT_COLOURS
+# The notebook figures in the report's style; label values are untrusted: "$" must not start mathtext.
+matplotlib.rcParams.update(
+    {
+        "text.parse_math": False,
+        "font.size": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.titlesize": 10,
+        "axes.titleweight": "bold",
+        "axes.titlelocation": "left",
+    }
+)
 
 __all__ = [
     "Prediction",
@@ -334,8 +346,8 @@ def _message(fig: Figure, ax: Any, text: str) -> Figure:
 
 
 def _show_figures_in_ipython() -> None:
-    """charts.py pins the Agg backend, which keeps Jupyter from drawing a returned Figure (it
-    would print `<Figure size ...>`); register the same PNG display `%matplotlib inline` does."""
+    """Figures built without pyplot are not drawn by Jupyter when returned (it would print
+    `<Figure size ...>`); register the same PNG display `%matplotlib inline` does."""
     if "IPython" not in sys.modules:  # not inside IPython: nothing to do, and no import cost
         return
     from IPython import get_ipython

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -154,10 +153,8 @@ def report(config: ReportConfig, *, sample: str | None = None) -> tuple[RunResul
     """The nightly job: read policies, collect traffic, analyse, publish."""
     now = datetime.now(UTC).replace(microsecond=0)
     check_writable(config.output_dir)
-    warming = _warm_charts()
     inventory, source = inputs(config, sample=sample, now=now)
     result = analyse_run(inventory, source, config, now)
-    warming.join()  # the chart processes are forked from this one: no thread may be drawing then
     # Read the previous run before this one replaces `latest`: night-over-night changes.
     result.changes = compare(_previous_run(config.output_dir), result)
     folder = publish(
@@ -172,23 +169,6 @@ def report(config: ReportConfig, *, sample: str | None = None) -> tuple[RunResul
     if config.pushgateway is not None:
         _push_metrics(result, config)
     return result, folder
-
-
-def _warm_charts() -> threading.Thread:
-    """Import matplotlib and draw once while the job waits for the cluster and Prometheus: ~0.3 s
-    that would otherwise come after the analysis, and that the chart processes then inherit."""
-
-    def warm() -> None:
-        try:
-            from analyzer.write import charts
-
-            charts.warm_up()
-        except Exception as exc:  # the page draws the charts anyway; this only saves time
-            log.debug("charts: not warmed up (%s)", exc)
-
-    thread = threading.Thread(target=warm, name="warm-charts", daemon=True)
-    thread.start()
-    return thread
 
 
 def _push_metrics(result: RunResult, config: ReportConfig) -> None:

@@ -518,5 +518,5 @@ def test_heatmap_gives_connections_their_own_scale(demo_run: RunResult) -> None:
     assert "plaintext connections" in chart.description and "plaintext requests" in chart.description
     data = next(e for e in demo_run.edges if e.destination_namespace == "data" and e.plaintext_count > 0)
     assert data.unit == "connections" and data.plaintext_count < 100
-    floor = charts.HEATMAP_COLOURS(0.0)
+    floor = charts.heatmap_colour(0.0)
     assert min(floor[:3]) < 0.9, "the lowest non-zero colour is visibly orange, not near-white"

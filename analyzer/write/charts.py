@@ -1,32 +1,21 @@
-"""Matplotlib charts rendered to inline SVG strings (no files, no fonts to fetch).
+"""The report's charts, drawn as inline SVG strings (no files, no fonts to fetch, no matplotlib).
 
-Imported only when a page is drawn (matplotlib costs ~0.3 s to import): the colours and number
-format the pages share live in `palette`.
-
-Every chart returns a `Chart`: the SVG and a one-sentence description for screen readers. The
-charts only arrange what the analysis produced; label values are untrusted text, drawn as text.
+Every chart returns a `Chart`: the SVG twice (for wide screens and print, and narrower with larger
+text for phones) and a one-sentence description for screen readers. The charts only arrange what
+the analysis produced; label values are untrusted text, escaped by `svg` and drawn as text.
 """
 
 from __future__ import annotations
 
-import io
-import logging
-import multiprocessing
-import os
+import math
 import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib import dates, ticker
-from matplotlib.colors import ListedColormap, LogNorm
-from matplotlib.figure import Figure
 
 from analyzer.model.report import RunResult
 from analyzer.write.palette import (
@@ -37,33 +26,34 @@ from analyzer.write.palette import (
     VERDICT_HATCHES,
     compact,
 )
-
-log = logging.getLogger("mtls_readiness")
+from analyzer.write.svg import MUTED, Canvas, integer_ticks, log_ticks, nice_ticks, text_width, time_ticks
 
 UNIT_OF = {"http": "requests", "grpc": "requests", "tcp": "connections"}
 _BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # shown as escapes
 LABEL_CHARS = 40  # long (or hostile) label values are cut on the axes; the tables have them whole
 
-matplotlib.rcParams.update(
-    {
-        "svg.fonttype": "path",  # glyphs as paths: renders the same everywhere, offline
-        "svg.hashsalt": "mtls-readiness",  # stable ids, so identical data gives identical SVG
-        "text.parse_math": False,  # label values are untrusted: "$" must not start mathtext
-        "font.size": 9,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.titlesize": 10,
-        "axes.titleweight": "bold",
-        "axes.titlelocation": "left",
-        "hatch.linewidth": 0.6,
-    }
-)
-
-
-PHONE_WIDTH = 4.3  # inches: a 390 px screen shows it at about 1.2 px per point, so 11 pt text stays ~13 px
-# A non-zero cell is never near-white: the colour scale starts at this depth of "Oranges".
+PHONE_WIDTH = 310.0  # points: a 390 px screen shows it at about 1.2 px per point, so 10 pt text stays ~12 px
+# A non-zero cell is never near-white: the colour scale starts at this depth of ColorBrewer's Oranges.
 HEATMAP_FLOOR = 0.3
-HEATMAP_COLOURS = ListedColormap(matplotlib.colormaps["Oranges"](np.linspace(HEATMAP_FLOOR, 1.0, 256)))
+_ORANGES = ["#fff5eb", "#fee6ce", "#fdd0a2", "#fdae6b", "#fd8d3c", "#f16913", "#d94801", "#a63603", "#7f2704"]
+
+
+def heatmap_colour(value: float) -> tuple[float, float, float, float]:
+    """RGBA in 0..1 for `value` in 0..1: Oranges from HEATMAP_FLOOR to its darkest."""
+    at = (HEATMAP_FLOOR + (1 - HEATMAP_FLOOR) * min(max(float(value), 0.0), 1.0)) * (len(_ORANGES) - 1)
+    low = min(int(at), len(_ORANGES) - 2)
+    a, b = _rgb(_ORANGES[low]), _rgb(_ORANGES[low + 1])
+    mix = at - low
+    red, green, blue = (x + (y - x) * mix for x, y in zip(a, b, strict=True))
+    return (red, green, blue, 1.0)
+
+
+def _rgb(colour: str) -> tuple[float, float, float]:
+    return (int(colour[1:3], 16) / 255, int(colour[3:5], 16) / 255, int(colour[5:7], 16) / 255)
+
+
+def _hex(rgba: tuple[float, ...]) -> str:
+    return "#" + "".join(f"{round(c * 255):02x}" for c in rgba[:3])
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,49 +65,27 @@ class Chart:
     phone_svg: str = ""  # the same chart laid out for a ~390 px screen, text still legible
 
 
-def _draw(draw: Callable[..., Chart], phone: bool, *args: Any) -> Chart:
-    if not phone:
-        return draw(*args, phone=False)
-    with matplotlib.rc_context(
-        {"font.size": 11, "axes.titlesize": 11.5, "xtick.labelsize": 10.5, "ytick.labelsize": 10.5}
-    ):
-        return draw(*args, phone=True)
+@dataclass(frozen=True, slots=True)
+class _Type:
+    """Text sizes in points: the phone layout's are larger, as its chart is shown smaller."""
+
+    body: float
+    title: float
+    tick: float
+    small: float  # the smallest text of a chart: 8 pt wide, 10 pt on a phone
 
 
-def _pair(wide: Chart, phone: Chart) -> Chart:
-    return Chart(wide.key, wide.title, wide.description, wide.svg, _prefix_ids(phone.svg, "p"))
+WIDE_TYPE, PHONE_TYPE = _Type(9, 10, 9, 8), _Type(11, 11.5, 10.5, 10)
 
 
 def for_phone(draw: Callable[..., Chart], *args: Any) -> Chart:
     """The chart twice: for wide screens and print, and narrower with larger text for phones."""
-    return _pair(_draw(draw, False, *args), _draw(draw, True, *args))
+    wide, phone = draw(*args, phone=False), draw(*args, phone=True)
+    return Chart(wide.key, wide.title, wide.description, wide.svg, phone.svg)
 
 
-def _subplots(*grid: int, figsize: tuple[float, float], **kw: Any) -> tuple[Figure, Any]:
-    """`pyplot.subplots` without pyplot: no global figure registry to close, and pyplot (with
-    its backend machinery) stays unimported."""
-    fig = Figure(figsize=figsize)
-    return fig, fig.subplots(*grid, **kw)
-
-
-def to_svg(fig: Figure, prefix: str = "") -> str:
-    """Every chart is laid out by `tight_layout` (legends and colour bars included) before this, so
-    no second layout pass (`bbox_inches="tight"`, a full extra draw) is needed."""
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None})
-    text = buffer.getvalue()
-    text = text[text.index("<svg") :]  # drop the XML prolog and DOCTYPE for inline use
-    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
-    return _prefix_ids(text, prefix) if prefix else text
-
-
-def _prefix_ids(svg: str, prefix: str) -> str:
-    """Several SVGs share one HTML document: keep their clip-path and glyph ids apart."""
-    ids = set(re.findall(r'\bid="([^"]+)"', svg))
-    if not ids:
-        return svg
-    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', svg)
-    return re.sub(r"#([\w.:-]+)", lambda m: f"#{prefix}-{m.group(1)}" if m.group(1) in ids else m.group(0), svg)
+def _canvas(key: str, phone: bool, width: float, height: float) -> Canvas:
+    return Canvas(width, height, prefix=f"p-{key}" if phone else key)
 
 
 def _short(text: str, limit: int = LABEL_CHARS) -> str:
@@ -126,10 +94,43 @@ def _short(text: str, limit: int = LABEL_CHARS) -> str:
 
 
 def _empty(message: str, key: str, phone: bool = False) -> str:
-    fig, ax = _subplots(figsize=(PHONE_WIDTH if phone else 6, 0.6))
-    ax.axis("off")
-    ax.text(0.0, 0.5, message, ha="left", va="center", color="#555555", fontsize=10)
-    return to_svg(fig, key)
+    canvas = _canvas(key, phone, PHONE_WIDTH if phone else 432.0, 43.0)
+    canvas.text(0, 21.5, message, 10, fill=MUTED)
+    return canvas.svg()
+
+
+def _legend(canvas: Canvas, x: float, y: float, entries: list[tuple[str, str]], size: float) -> float:
+    """Swatches and names in a row from (x, y); returns the x after the last."""
+    for name, fill in entries:
+        canvas.rect(x, y - size * 0.45, size * 1.6, size * 0.9, fill)
+        canvas.text(x + size * 2, y, name, size)
+        x += size * 2.6 + text_width(name, size)
+    return x
+
+
+def _legend_width(entries: list[tuple[str, str]], size: float) -> float:
+    return sum(size * 2.6 + text_width(name, size) for name, _ in entries)
+
+
+def _y_axis(canvas: Canvas, left: float, top: float, height: float, ticks: list[float], scale: float,
+            size: float, right: float = 0.0, labels: Callable[[float], str] = compact) -> None:  # fmt: skip
+    """Tick labels left of the axis at `left`; light grid lines across to `right` when given."""
+    canvas.line(left, top, left, top + height)
+    for tick in ticks:
+        y = top + height - tick * scale
+        if right:
+            canvas.line(left, y, right, y, "#e5e5e5", 0.6)
+        canvas.line(left - 3, y, left, y)
+        canvas.text(left - 5, y, labels(tick), size, anchor="end")
+
+
+def _x_axis(canvas: Canvas, left: float, bottom: float, width: float, ticks: list[float], scale: float,
+            size: float) -> None:  # fmt: skip
+    canvas.line(left, bottom, left + width, bottom)
+    for tick in ticks:
+        x = left + tick * scale
+        canvas.line(x, bottom, x, bottom + 3)
+        canvas.text(x, bottom + 3 + size * 0.8, compact(tick), size, anchor="middle")
 
 
 # -- mTLS and plaintext per destination namespace ----------------------------------------------------
@@ -139,16 +140,6 @@ def _volume_frame(run: RunResult) -> pd.DataFrame:
     rows = [(e.destination_namespace, e.unit, e.mtls_count, e.plaintext_count) for e in run.edges]
     frame = pd.DataFrame(rows, columns=["namespace", "unit", "mtls", "plaintext"])
     return frame.groupby(["unit", "namespace"], as_index=False)[["mtls", "plaintext"]].sum()
-
-
-def _most(frame: pd.DataFrame, column: str) -> pd.Series | None:
-    """The one row with the most `column`; None when it is zero or shared (a tie names no single one)."""
-    ranked = frame.sort_values(column, ascending=False)
-    if ranked.empty or ranked[column].iloc[0] <= 0:
-        return None
-    if len(ranked) > 1 and ranked[column].iloc[1] == ranked[column].iloc[0]:
-        return None
-    return ranked.iloc[0]
 
 
 def volume_by_namespace(run: RunResult, top: int = 20, *, phone: bool = False) -> Chart:
@@ -165,37 +156,8 @@ def volume_by_namespace(run: RunResult, top: int = 20, *, phone: bool = False) -
     for unit in units:
         part = frame[frame.unit == unit].assign(total=lambda f: f.mtls + f.plaintext)
         part = part.sort_values(["plaintext", "total"], ascending=False)
-        panels.append((unit, part.head(top).iloc[::-1], len(part) - min(len(part), top)))
-    rows = [len(p[1]) for p in panels]
-    if phone:
-        fig, grid = _subplots(
-            len(panels), 1, figsize=(PHONE_WIDTH, 0.36 * sum(rows) + 1.5 * len(panels)), squeeze=False,
-            gridspec_kw={"height_ratios": [r + 2 for r in rows]},
-        )  # fmt: skip
-        axes = list(grid[:, 0])
-    else:
-        fig, grid = _subplots(1, len(panels), figsize=(4.6 * len(panels), 0.28 * max(rows) + 1.1), squeeze=False)
-        axes = list(grid[0])
-    for ax, (unit, part, more) in zip(axes, panels, strict=True):
-        names = [_short(n, 18 if phone else 28) for n in part.namespace]
-        y = np.arange(len(part))
-        ax.barh(y, part.mtls, color=MTLS_COLOUR, label="mTLS")
-        ax.barh(
-            y, part.plaintext, left=part.mtls, color=PLAINTEXT_COLOUR, hatch="//", edgecolor="white", label="plaintext"
-        )
-        ax.set_yticks(y, names)
-        for yi, (m, p) in enumerate(zip(part.mtls, part.plaintext, strict=True)):
-            if p > 0:
-                share = p / (m + p)
-                label = f" {share:.0%} plaintext" if share >= 0.01 else " <1% plaintext"
-                ax.text(m + p, yi, label, va="center", fontsize=10 if phone else 8, color="#333333")
-        ax.set_title(f"{unit}" + (f" (top {top}; {more} more in the CSV)" if more else ""))
-        ax.set_xlabel(f"{unit} in the window")
-        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: compact(v)))
-        ax.xaxis.set_major_locator(ticker.MaxNLocator(4 if phone else 6))
-        ax.margins(x=0.45 if phone else 0.18)
-    axes[0].legend(loc="lower right", frameon=False, bbox_to_anchor=(1.0, 1.0), ncols=2)
-    fig.tight_layout()
+        panels.append((unit, part.head(top), len(part) - min(len(part), top)))
+    svg = _draw_volume(key, panels, top, phone)
     worst = _most(frame, "plaintext")
     if worst is not None:
         most = f"Most plaintext goes to {worst.namespace} ({compact(worst.plaintext)} {worst.unit})."
@@ -209,19 +171,59 @@ def volume_by_namespace(run: RunResult, top: int = 20, *, phone: bool = False) -
         f"Horizontal bars per destination namespace, mTLS in blue and plaintext in hatched orange, "
         f"{' and '.join(units)} in separate panels. " + most
     )
-    return Chart(key, title, description, to_svg(fig, key))
+    return Chart(key, title, description, svg)
+
+
+def _draw_volume(key: str, panels: list[tuple[str, pd.DataFrame, int]], top: int, phone: bool) -> str:
+    t = PHONE_TYPE if phone else WIDE_TYPE
+    width = PHONE_WIDTH if phone else 331.0
+    row = 26.0 if phone else 20.0
+    names = {unit: [_short(n, 18 if phone else 28) for n in part.namespace] for unit, part, _ in panels}
+    left = 8 + max(text_width(n, t.tick) for ns in names.values() for n in ns)
+    heights = [46 + row * len(part) + 36 for _, part, _ in panels]
+    total_w = width if phone else width * len(panels)
+    canvas = _canvas(key, phone, total_w, sum(heights) if phone else max(heights))
+    plaintext_fill = canvas.hatch("//", PLAINTEXT_COLOUR)
+    legend = [("mTLS", MTLS_COLOUR), ("plaintext", plaintext_fill)]
+    _legend(canvas, total_w - _legend_width(legend, t.body) - 4, 10, legend, t.body)
+    x0 = y0 = 0.0
+    for (unit, part, more), height in zip(panels, heights, strict=True):
+        canvas.text(x0 + 4, y0 + 26, unit + (f" (top {top}; {more} more in the CSV)" if more else ""), t.title,
+                    bold=True)  # fmt: skip
+        plot_left, plot_top = x0 + left, y0 + 40
+        plot_w = width - left - 10
+        peak = float(part.total.max())
+        ticks = nice_ticks(peak, 4 if phone else 5)
+        # The scale leaves room right of every bar for its "n% plaintext" label.
+        scale = min(
+            [plot_w / ticks[-1]]
+            + [
+                (plot_w - 4 - text_width(_share_label(m, p), t.small)) / (m + p)
+                for m, p in zip(part.mtls, part.plaintext, strict=True)
+                if p > 0
+            ]
+        )
+        span = plot_w / scale
+        for i, (name, m, p) in enumerate(zip(names[unit], part.mtls, part.plaintext, strict=True)):
+            y = plot_top + i * row
+            canvas.text(plot_left - 5, y + row / 2, name, t.tick, anchor="end")
+            canvas.rect(plot_left, y + row * 0.1, m * scale, row * 0.8, MTLS_COLOUR)
+            canvas.rect(plot_left + m * scale, y + row * 0.1, p * scale, row * 0.8, plaintext_fill)
+            if p > 0:
+                canvas.text(plot_left + (m + p) * scale + 3, y + row / 2, _share_label(m, p), t.small, fill="#333333")
+        bottom = plot_top + row * len(part)
+        canvas.line(plot_left, plot_top, plot_left, bottom)
+        _x_axis(canvas, plot_left, bottom, plot_w, [v for v in ticks if v <= span], scale, t.tick)
+        canvas.text(plot_left + plot_w / 2, bottom + 3 + t.tick * 2.4, f"{unit} in the window", t.body,
+                    anchor="middle")  # fmt: skip
+        if phone:
+            y0 += height
+        else:
+            x0 += width
+    return canvas.svg()
 
 
 # -- plaintext over the lookback window ---------------------------------------------------------------
-
-
-def _plaintext_timeline(run: RunResult) -> pd.DataFrame:
-    timeline = run.timeline_frame()
-    if timeline.empty:
-        return timeline
-    if "security" in timeline.columns:  # the analysis tells plaintext from unreadable (label missing)
-        timeline = timeline[timeline["security"] == "plaintext"]
-    return timeline.assign(unit=timeline["protocol"].map(UNIT_OF).fillna("requests"))
 
 
 def plaintext_over_time(run: RunResult, *, phone: bool = False) -> Chart:
@@ -232,52 +234,62 @@ def plaintext_over_time(run: RunResult, *, phone: bool = False) -> Chart:
     stamps = pd.DatetimeIndex(sorted(timeline["timestamp"].unique()))
     gaps = stamps.to_series().diff().dropna()
     step = gaps[gaps > pd.Timedelta(0)].min() if not gaps.empty else pd.Timedelta(hours=1)
+    start = pd.Timestamp(run.window_start)
     end = max(pd.Timestamp(run.window_end), stamps.max())
-    grid = pd.date_range(end=end, periods=max(1, int((end - pd.Timestamp(run.window_start)) / step)), freq=step)
+    grid = pd.date_range(end=end, periods=max(1, int((end - start) / step)), freq=step)
     grid = grid.union(stamps)  # steps with no plaintext are zero, not missing
     units = [u for u in ("requests", "connections") if (timeline.unit == u).any()]
-    size = (PHONE_WIDTH, 2.3 * len(units) + 0.6) if phone else (9, 1.9 * len(units) + 0.4)
-    fig, axes = _subplots(len(units), 1, figsize=size, sharex=True, squeeze=False)
-    peaks = []
-    for ax, unit in zip(axes[:, 0], units, strict=True):
-        series = timeline[timeline.unit == unit].groupby("timestamp")["count"].sum().reindex(grid, fill_value=0)
-        ax.fill_between(series.index, series.values, step="pre", color=PLAINTEXT_COLOUR, alpha=0.35, linewidth=0)
-        ax.step(series.index, series.values, where="pre", color=PLAINTEXT_COLOUR, linewidth=1.2)
-        ax.set_ylabel(f"{unit}\nper {_duration(step)}")
-        ax.set_ylim(bottom=0)
-        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: compact(v)))
-        ax.yaxis.set_major_locator(ticker.MaxNLocator(4))
-        ax.set_title(f"plaintext {unit}")
-        ax.grid(axis="y", color="#e5e5e5", linewidth=0.6)
-        peaks.append(f"{unit} peak {compact(series.max())} per {_duration(step)}")
-    axes[-1, 0].set_xlim(pd.Timestamp(run.window_start), end)
-    if phone:
-        axes[-1, 0].xaxis.set_major_locator(dates.AutoDateLocator(minticks=2, maxticks=4))
-    axes[-1, 0].xaxis.set_major_formatter(dates.DateFormatter("%b %d\n%H:%M"))
-    fig.tight_layout()
+    series = {
+        u: timeline[timeline.unit == u].groupby("timestamp")["count"].sum().reindex(grid, fill_value=0) for u in units
+    }
+    svg = _draw_timeline(key, series, start, end, _duration(step), phone)
+    peaks = [f"{u} peak {compact(series[u].max())} per {_duration(step)}" for u in units]
     description = f"Plaintext volume per {_duration(step)} over the window; " + ", ".join(peaks) + "."
-    return Chart(key, title, description, to_svg(fig, key))
+    return Chart(key, title, description, svg)
 
 
-def _duration(step: pd.Timedelta) -> str:
-    minutes = int(step.total_seconds() // 60)
-    if minutes % 1440 == 0:
-        return f"{minutes // 1440}d"
-    if minutes % 60 == 0:
-        return "hour" if minutes == 60 else f"{minutes // 60}h"
-    return f"{minutes}m"
+def _draw_timeline(
+    key: str, series: dict[str, pd.Series], start: pd.Timestamp, end: pd.Timestamp, step: str, phone: bool
+) -> str:
+    t = PHONE_TYPE if phone else WIDE_TYPE
+    width = PHONE_WIDTH if phone else 648.0
+    panel = 165.0 if phone else 137.0
+    canvas = _canvas(key, phone, width, panel * len(series) + 30)
+    ticks = {u: nice_ticks(float(s.max()), 4) for u, s in series.items()}
+    left = 14 + t.body * 2.4 + max(text_width(compact(v), t.tick) for ts in ticks.values() for v in ts)
+    plot_w = width - left - 12
+    t0, span = start.timestamp(), max((end - start).total_seconds(), 1.0)
+
+    def x_of(stamp: pd.Timestamp) -> float:
+        return left + min(max((stamp.timestamp() - t0) / span, 0.0), 1.0) * plot_w
+
+    for i, (unit, values) in enumerate(series.items()):
+        top = i * panel + 24
+        height = panel - 44
+        canvas.text(left, top - 12, f"plaintext {unit}", t.title, bold=True)
+        scale = height / (ticks[unit][-1] or 1.0)
+        _y_axis(canvas, left, top, height, ticks[unit], scale, t.tick, right=left + plot_w)
+        canvas.text(10, top + height / 2, f"{unit}\nper {step}", t.body, anchor="middle", rotate=-90)
+        base = top + height
+        xs = [x_of(s) for s in values.index]
+        ys = [base - float(v) * scale for v in values.to_numpy()]
+        # "pre" steps: each value is what arrived in the step that ends at its timestamp.
+        line = f"M{xs[0]:.1f},{ys[0]:.1f}" + "".join(f"V{y:.1f}H{x:.1f}" for x, y in zip(xs[1:], ys[1:], strict=True))
+        canvas.path(f"{line}V{base:.1f}H{xs[0]:.1f}Z", fill=PLAINTEXT_COLOUR, opacity=0.35)
+        canvas.path(line, stroke=PLAINTEXT_COLOUR, width=1.2)
+        canvas.line(left, base, left + plot_w, base)
+    bottom = len(series) * panel - 20
+    for tick in time_ticks(start.to_pydatetime(), end.to_pydatetime(), 4 if phone else 7):
+        x, label = x_of(pd.Timestamp(tick)), tick.strftime("%b %d\n%H:%M")
+        half = text_width("Mmm 00", t.tick) / 2
+        if x - half < 0 or x + half > width:
+            continue  # a tick at the very edge would put its label off the canvas
+        canvas.line(x, bottom, x, bottom + 3)
+        canvas.text(x, bottom + 6 + t.tick, label, t.tick, anchor="middle")
+    return canvas.svg()
 
 
 # -- who sends plaintext to whom -------------------------------------------------------------------------
-
-
-def _heatmap_grid(frame: pd.DataFrame, top: int) -> pd.DataFrame:
-    frame = frame.copy()
-    for column in ("source", "destination"):
-        keep = frame.groupby(column)["plaintext"].sum().nlargest(top).index
-        frame[column] = frame[column].where(frame[column].isin(keep), "(other)")
-    grid = frame.pivot_table(index="source", columns="destination", values="plaintext", aggfunc="sum", fill_value=0)
-    return grid.loc[grid.sum(axis=1).sort_values(ascending=False).index, grid.sum().sort_values(ascending=False).index]
 
 
 def plaintext_heatmap(run: RunResult, top: int = 20, *, phone: bool = False) -> Chart:
@@ -300,63 +312,91 @@ def plaintext_heatmap(run: RunResult, top: int = 20, *, phone: bool = False) -> 
     frame = pd.DataFrame(rows, columns=["source", "destination", "unit", "plaintext"])
     units = [u for u in ("requests", "connections") if (frame.unit == u).any()]
     grids = [(u, _heatmap_grid(frame[frame.unit == u], top)) for u in units]
-    columns = max(g.shape[1] for _, g in grids)
-    width = PHONE_WIDTH if phone else min(max(2.5 + 0.75 * columns, 5.5), 10)
-    heights = [max(1.6 + (0.5 if phone else 0.42) * g.shape[0], 2.6) for _, g in grids]
-    fig, axes = _subplots(
-        len(grids), 1, figsize=(width, sum(heights) + 0.8), squeeze=False, gridspec_kw={"height_ratios": heights}
-    )
     largest = []
-    for ax, (unit, grid) in zip(axes[:, 0], grids, strict=True):
+    for unit, grid in grids:
         values = grid.to_numpy(dtype=float)
-        masked = np.ma.masked_less_equal(values, 0)
-        vmax = max(values.max(), 1.0)
-        vmin = float(masked.min())
-        mesh = ax.pcolormesh(
-            masked, cmap=HEATMAP_COLOURS, norm=LogNorm(vmin=vmin if vmin < vmax else vmax / 10, vmax=vmax),
-            edgecolors="white", linewidth=1,
-        )  # fmt: skip
-        ax.set_xticks(
-            np.arange(grid.shape[1]) + 0.5,
-            [_short(c, 14 if phone else 24) for c in grid.columns],
-            rotation=40 if phone else 35,
-            ha="right",
-            rotation_mode="anchor",
-        )
-        ax.set_yticks(np.arange(grid.shape[0]) + 0.5, [_short(i, 16 if phone else 28) for i in grid.index])
-        ax.invert_yaxis()
-        ax.set_title(f"plaintext {unit}")
-        ax.set_xlabel("destination namespace")
-        ax.set_ylabel("source namespace")
-        ax.tick_params(length=0)
-        for side in ("left", "bottom"):
-            ax.spines[side].set_visible(False)
-        if values.size <= 200:
-            for (i, j), v in np.ndenumerate(values):
-                if v > 0:
-                    ax.text(
-                        j + 0.5, i + 0.5, compact(v), ha="center", va="center", fontsize=10 if phone else 8,
-                        color="white" if mesh.norm(v) > 0.7 else "black",
-                    )  # fmt: skip
-        bar = fig.colorbar(mesh, ax=ax, shrink=0.9, pad=0.02, aspect=15)
-        bar.set_label(f"plaintext {unit}")
-        if bar.solids is not None:
-            bar.solids.set_rasterized(False)  # vector: a raster gradient would be an embedded PNG (a data: request)
-        # Log ticks default to mathtext labels, which stay off (text.parse_math): plain numbers instead.
-        bar.ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: compact(v)))
-        bar.ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         i, j = np.unravel_index(int(values.argmax()), values.shape)
         tie = (values == values.max()).sum() > 1
         largest.append(
             f"the most plaintext {unit}, {compact(values.max())}"
             + (" each, on several pairs" if tie else f", go from {grid.index[i]} to {grid.columns[j]}")
         )
-    fig.tight_layout()
     description = (
         "Grids of source namespaces (rows) by destination namespaces (columns), one per unit with its own "
         "scale, darker is more plaintext and every non-zero cell is coloured; " + "; ".join(largest) + "."
     )
-    return Chart(key, title, description, to_svg(fig, key))
+    return Chart(key, title, description, _draw_heatmap(key, grids, phone))
+
+
+def _draw_heatmap(key: str, grids: list[tuple[str, pd.DataFrame]], phone: bool) -> str:
+    t = PHONE_TYPE if phone else WIDE_TYPE
+    row_labels = {u: [_short(i, 16 if phone else 28) for i in g.index] for u, g in grids}
+    column_labels = {u: [_short(c, 14 if phone else 24) for c in g.columns] for u, g in grids}
+    left = 8 + t.body * 1.6 + max(text_width(label, t.tick) for ls in row_labels.values() for label in ls)
+    columns = max(g.shape[1] for _, g in grids)
+    bar = 62.0  # the colour bar, its ticks and its label
+    width = PHONE_WIDTH if phone else min(max(left + 54.0 * columns + bar + 8, 396.0), 720.0)
+    cell_w = (width - left - bar - 8) / columns
+    cell_h = 36.0 if phone else 30.0
+    angle = 40 if phone else 35
+    drops = [
+        max(text_width(label, t.tick) for label in column_labels[u]) * math.sin(math.radians(angle)) for u, _ in grids
+    ]
+    heights = [
+        24 + max(cell_h * g.shape[0], 60.0) + drop + 12 + t.body * 2 for (_, g), drop in zip(grids, drops, strict=True)
+    ]
+    canvas = _canvas(key, phone, width, sum(heights))
+    y0 = 0.0
+    for (unit, grid), height, drop in zip(grids, heights, drops, strict=True):
+        values = grid.to_numpy(dtype=float)
+        positive = values[values > 0]
+        vmax = max(float(values.max()), 1.0)
+        vmin = float(positive.min()) if positive.size else vmax
+        vmin = vmin if vmin < vmax else vmax / 10
+        low, high = math.log10(vmin), math.log10(vmax)
+
+        def depth(v: float, low: float = low, high: float = high) -> float:
+            return min(max((math.log10(v) - low) / (high - low), 0.0), 1.0)
+
+        top = y0 + 24
+        canvas.text(left, y0 + 10, f"plaintext {unit}", t.title, bold=True)
+        numbered = values.size <= 200
+        for i, name in enumerate(row_labels[unit]):
+            canvas.text(left - 5, top + (i + 0.5) * cell_h, name, t.tick, anchor="end")
+            for j in range(values.shape[1]):
+                v = values[i, j]
+                if v <= 0:
+                    continue
+                x, y = left + j * cell_w, top + i * cell_h
+                canvas.rect(x, y, cell_w, cell_h, _hex(heatmap_colour(depth(v))), "white", 1.0)
+                if numbered and text_width(compact(v), t.small) + 4 <= cell_w:
+                    ink = "white" if depth(v) > 0.7 else "black"
+                    canvas.text(x + cell_w / 2, y + cell_h / 2, compact(v), t.small, anchor="middle", fill=ink)
+        grid_h = cell_h * values.shape[0]
+        for j, name in enumerate(column_labels[unit]):
+            x = left + (j + 0.5) * cell_w
+            canvas.text(x, top + grid_h + 8, name, t.tick, anchor="end", rotate=-angle)
+        canvas.text(left + cell_w * values.shape[1] / 2, top + grid_h + drop + 12 + t.body, "destination namespace",
+                    t.body, anchor="middle")  # fmt: skip
+        canvas.text(8, top + grid_h / 2, "source namespace", t.body, anchor="middle", rotate=-90)
+        _colour_bar(canvas, left + cell_w * columns + 10, top, max(grid_h, 60.0), (vmin, vmax), unit, t)
+        y0 += height
+    return canvas.svg()
+
+
+def _colour_bar(
+    canvas: Canvas, x: float, top: float, height: float, limits: tuple[float, float], unit: str, t: _Type
+) -> None:
+    """The log scale of one grid: the gradient, a tick per power of ten, and its unit."""
+    vmin, vmax = limits
+    fill = canvas.gradient([(i / 8, _hex(heatmap_colour(i / 8))) for i in range(9)])
+    canvas.rect(x, top, 10, height, fill)
+    low, high = math.log10(vmin), math.log10(vmax)
+    for tick in log_ticks(vmin, vmax):
+        y = top + height - (math.log10(tick) - low) / ((high - low) or 1.0) * height
+        canvas.line(x + 10, y, x + 13, y)
+        canvas.text(x + 15, y, compact(tick), t.tick)
+    canvas.text(x + 52, top + height / 2, f"plaintext {unit}", t.body, anchor="middle", rotate=-90)
 
 
 # -- readiness over past runs ------------------------------------------------------------------------------
@@ -369,32 +409,105 @@ def burndown(history: Sequence[dict[str, Any]], limit: int = 60, *, phone: bool 
     if not runs:
         return Chart(key, title, "No runs yet.", _empty("No published runs yet", key, phone))
     labels = _run_labels([str(r.get("generated_at") or r.get("run_id", "")) for r in runs])
-    x = np.arange(len(runs))
-    size = (PHONE_WIDTH, 4.2) if phone else (min(max(4.5, 2.5 + 0.3 * len(runs)), 10), 2.8)
-    fig, ax = _subplots(figsize=size)
-    bottom = np.zeros(len(runs))
-    for verdict in BURNDOWN_ORDER:
-        counts = np.array([float(r.get("verdicts", {}).get(verdict, 0) or 0) for r in runs])
-        if not counts.any():
-            continue
-        ax.bar(
-            x, counts, bottom=bottom, width=0.75, color=VERDICT_COLOURS[verdict], hatch=VERDICT_HATCHES.get(verdict),
-            edgecolor="white", linewidth=0.5, label=verdict,
-        )  # fmt: skip
-        bottom += counts
-    step = -(-len(runs) // (5 if phone else 10))  # at most 5 or 10 labels: slanted ones must not overlap
-    slanted = len(runs) > (3 if phone else 6)
-    ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-    ax.set_xticks(x[::step], labels[::step], rotation=35 if slanted else 0, ha="right" if slanted else "center")
-    ax.set_xlim(-0.6, len(runs) - 0.4)
-    ax.set_ylabel("workloads")
-    handles, names = ax.get_legend_handles_labels()
+    counts = {
+        v: [float(r.get("verdicts", {}).get(v, 0) or 0) for r in runs]
+        for v in BURNDOWN_ORDER
+    }  # fmt: skip
+    counts = {v: c for v, c in counts.items() if any(c)}
+    return Chart(key, title, _burndown_description(runs), _draw_burndown(key, labels, counts, phone))
+
+
+def _draw_burndown(key: str, labels: list[str], counts: dict[str, list[float]], phone: bool) -> str:
+    t = PHONE_TYPE if phone else WIDE_TYPE
+    n = len(labels)
+    width = PHONE_WIDTH if phone else min(max(324.0, 180 + 21.6 * n), 720.0)
+    canvas = _canvas(key, phone, width, 302.0 if phone else 202.0)
+    fills = {v: canvas.hatch(VERDICT_HATCHES[v], VERDICT_COLOURS[v]) if v in VERDICT_HATCHES else VERDICT_COLOURS[v]
+             for v in counts}  # fmt: skip
+    legend = [(v, fills[v]) for v in reversed(list(counts))]  # top of the stack first
+    legend_w = 0.0 if phone else 36 + max((text_width(v, t.body) for v, _ in legend), default=0)
+    totals = [sum(c[i] for c in counts.values()) for i in range(n)]
+    ticks = integer_ticks(max(totals, default=1.0), 6)
+    left = 14 + t.body * 1.6 + max(text_width(compact(v), t.tick) for v in ticks)
+    step = -(-n // (5 if phone else 10))  # at most 5 or 10 labels: slanted ones must not overlap
+    slanted = n > (3 if phone else 6)
+    if slanted:  # the first slanted label reaches left of its bar: keep it on the canvas
+        reach = text_width(labels[0].replace("\n", " "), t.tick) * math.cos(math.radians(35))
+        left = max(left, reach - (width - left - legend_w - 8) / n / 2 + 4)
+    drop = (max(text_width(label.replace("\n", " "), t.tick) for label in labels) * 0.6 + 14) if slanted else 28
+    legend_h = (-(-len(legend) // 2)) * (t.body * 1.6) + 8 if phone else 0.0
+    plot_top, plot_w = 10.0, width - left - legend_w - 8
+    plot_h = canvas.height - plot_top - drop - legend_h - 6
+    scale = plot_h / ticks[-1]
+    _y_axis(canvas, left, plot_top, plot_h, ticks, scale, t.tick, labels=lambda v: f"{v:.0f}")
+    canvas.text(10, plot_top + plot_h / 2, "workloads", t.body, anchor="middle", rotate=-90)
+    slot = plot_w / n
+    base = plot_top + plot_h
+    canvas.line(left, base, left + plot_w, base)
+    stacked = [0.0] * n
+    for verdict, values in counts.items():
+        for i, v in enumerate(values):
+            y = base - (stacked[i] + v) * scale
+            canvas.rect(left + (i + 0.125) * slot, y, slot * 0.75, v * scale, fills[verdict], "white", 0.5)
+            stacked[i] += v
+    for i in range(0, n, step):
+        x = left + (i + 0.5) * slot
+        canvas.line(x, base, x, base + 3)
+        if slanted:
+            canvas.text(x, base + 8, labels[i].replace("\n", " "), t.tick, anchor="end", rotate=-35)
+        else:
+            canvas.text(x, base + 6 + t.tick, labels[i], t.tick, anchor="middle")
     if phone:
-        ax.legend(handles[::-1], names[::-1], loc="upper left", bbox_to_anchor=(0.0, -0.35), frameon=False, ncols=2)
+        for k, (name, fill) in enumerate(legend):
+            _legend(
+                canvas, left + (k % 2) * (plot_w / 2), base + drop + 4 + (k // 2) * t.body * 1.6, [(name, fill)], t.body
+            )
     else:
-        ax.legend(handles[::-1], names[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.tight_layout()
-    return Chart(key, title, _burndown_description(runs), to_svg(fig, key))
+        for k, (name, fill) in enumerate(legend):
+            _legend(canvas, left + plot_w + 12, plot_top + 6 + k * t.body * 1.7, [(name, fill)], t.body)
+    return canvas.svg()
+
+
+def _share_label(mtls: float, plaintext: float) -> str:
+    share = plaintext / (mtls + plaintext)
+    return f"{share:.0%} plaintext" if share >= 0.01 else "<1% plaintext"
+
+
+def _most(frame: pd.DataFrame, column: str) -> pd.Series | None:
+    """The one row with the most `column`; None when it is zero or shared (a tie names no single one)."""
+    ranked = frame.sort_values(column, ascending=False)
+    if ranked.empty or ranked[column].iloc[0] <= 0:
+        return None
+    if len(ranked) > 1 and ranked[column].iloc[1] == ranked[column].iloc[0]:
+        return None
+    return ranked.iloc[0]
+
+
+def _plaintext_timeline(run: RunResult) -> pd.DataFrame:
+    timeline = run.timeline_frame()
+    if timeline.empty:
+        return timeline
+    if "security" in timeline.columns:  # the analysis tells plaintext from unreadable (label missing)
+        timeline = timeline[timeline["security"] == "plaintext"]
+    return timeline.assign(unit=timeline["protocol"].map(UNIT_OF).fillna("requests"))
+
+
+def _duration(step: pd.Timedelta) -> str:
+    minutes = int(step.total_seconds() // 60)
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440}d"
+    if minutes % 60 == 0:
+        return "hour" if minutes == 60 else f"{minutes // 60}h"
+    return f"{minutes}m"
+
+
+def _heatmap_grid(frame: pd.DataFrame, top: int) -> pd.DataFrame:
+    frame = frame.copy()
+    for column in ("source", "destination"):
+        keep = frame.groupby(column)["plaintext"].sum().nlargest(top).index
+        frame[column] = frame[column].where(frame[column].isin(keep), "(other)")
+    grid = frame.pivot_table(index="source", columns="destination", values="plaintext", aggfunc="sum", fill_value=0)
+    return grid.loc[grid.sum(axis=1).sort_values(ascending=False).index, grid.sum().sort_values(ascending=False).index]
 
 
 def _burndown_description(runs: list[dict[str, Any]]) -> str:
@@ -432,53 +545,11 @@ def _run_labels(stamps: list[str]) -> list[str]:
     ]
 
 
-def warm_up() -> None:
-    """Load the fonts and the SVG backend with one tiny drawing, so the first chart starts warm."""
-    fig, ax = _subplots(figsize=(1, 1))
-    ax.set_title("mTLS 0123456789")
-    to_svg(fig)
-
-
-# (draw, argument name) in page order; the argument is looked up in `_job` by the worker.
-_CHARTS: list[tuple[Callable[..., Chart], str]] = [
-    (volume_by_namespace, "run"),
-    (plaintext_over_time, "run"),
-    (plaintext_heatmap, "run"),
-    (burndown, "history"),
-]
-_job: dict[str, Any] = {}  # the inputs of the render in progress, inherited by forked workers
-
-
-def _render(task: tuple[int, bool]) -> Chart:
-    index, phone = task
-    draw, argument = _CHARTS[index]
-    return _draw(draw, phone, _job[argument])
-
-
-def _workers() -> int:
-    """Drawing is CPU-bound Python: a second process halves it when a second core is there."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return min(2, cores) if "fork" in multiprocessing.get_all_start_methods() else 1
-
-
 def render_all(run: RunResult, history: Sequence[dict[str, Any]] = ()) -> list[Chart]:
-    """The report's charts, in page order, each for wide screens and for phones. With two cores,
-    drawn by two forked processes, which inherit the result instead of receiving a copy."""
-    _job.update(run=run, history=history)
-    tasks = [(i, phone) for i in range(len(_CHARTS)) for phone in (False, True)]
-    try:
-        drawn: list[Chart] | None = None
-        if _workers() > 1:
-            try:
-                context = multiprocessing.get_context("fork")
-                with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
-                    drawn = list(pool.map(_render, tasks))
-            except (OSError, BrokenProcessPool) as exc:  # no processes to spare: draw them here
-                log.info("charts: drawing in this process (%s)", exc)
-        drawn = drawn or [_render(t) for t in tasks]
-        return [_pair(wide, phone) for wide, phone in zip(drawn[::2], drawn[1::2], strict=True)]
-    finally:
-        _job.clear()
+    """The report's charts, in page order, each for wide screens and for phones."""
+    return [
+        for_phone(volume_by_namespace, run),
+        for_phone(plaintext_over_time, run),
+        for_phone(plaintext_heatmap, run),
+        for_phone(burndown, history),
+    ]

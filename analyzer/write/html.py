@@ -22,7 +22,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from analyzer.model.report import VERDICT_ORDER, EdgeResult, NamespaceResult, RunResult, Verdict, WorkloadResult
-from analyzer.write import palette
+from analyzer.write import charts, palette
 from analyzer.write.registry import writer
 from analyzer.write.run_index import published_summaries
 from analyzer.write.summary import LIST_LIMIT as CHANGE_LIST_LIMIT
@@ -202,8 +202,6 @@ def _top(items: Sequence[Any], limit: int = TOP_ROWS) -> tuple[list[Any], int]:
 
 def render_report(run: RunResult, summary: dict[str, Any], history: Sequence[dict[str, Any]] = ()) -> str:
     """The run's page. `history`: headline rows of the published runs, newest first (see `headline`)."""
-    from analyzer.write import charts  # matplotlib, imported only to draw
-
     namespaces = sorted(run.namespaces, key=lambda n: (_RANK[n.verdict.value], -n.plaintext_count, n.namespace))
     blockers: list[EdgeResult] = [e for e in run.edges if e.blocker]  # the analysis sorts by volume
     ready_workloads = sorted(
@@ -277,8 +275,6 @@ def headline(summary: dict[str, Any]) -> dict[str, Any]:
 
 def render_history(runs: list[dict[str, Any]]) -> str:
     """The output dir's index.html from the published runs' summaries, newest first."""
-    from analyzer.write import charts  # matplotlib, imported only to draw
-
     rows = [headline(r) for r in runs if r.get("run_id")]
     return ENV.get_template("history.html.j2").render(
         runs=rows[:HISTORY_ROWS],
