@@ -26,6 +26,7 @@ from analyzer.cli import main
 from analyzer.model.authorization import Action
 from analyzer.sample.mesh import Flow, MeshWorkload, SampleMesh
 from tests.support import fault_proxy as fp
+from tests.support import victoria
 from tests.support.browser import DESKTOP, BrowserError, Chromium
 from tests.support.e2e import LOOKBACK, read_latest, run_report, write_policies
 from tests.support.fault_proxy import FaultProxy
@@ -183,6 +184,26 @@ def test_a_failed_rbac_query_leaves_the_403s_unconfirmed_and_the_report_standing
     assert report.code == 0 and report.summary["complete"] is True  # an optional query: nothing is UNKNOWN
     assert report.workloads["shop/web"]["verdict"] == "BLOCKED"
     assert report.workloads["shop/db"]["authz_plaintext"] == "denied"
+
+
+def test_victoriametrics_gives_the_same_outcomes_with_one_exact_part(
+    served: Served, kube_api_factory, tmp_path: Path, now
+) -> None:
+    (tmp_path / "vm").mkdir()
+    server = victoria.serve_mesh(served.mesh, tmp_path / "vm", now)
+    proxy = FaultProxy(server.url)
+    try:
+        kubeconfig = kube_api_factory(served.mesh).write_kubeconfig(tmp_path / "kubeconfig")
+        argv = ["report", "--prometheus-url", proxy.url, "--kubeconfig", str(kubeconfig)]
+        code = main([*argv, "--output-dir", str(tmp_path / "out"), "--lookback", LOOKBACK])
+        report = read_latest(tmp_path / "out", code)
+        asked = [r.query for r in proxy.seen if r.kind == "rbac"]
+    finally:
+        proxy.close()
+        server.stop()
+    assert len(asked) == 1 and "increase_pure(" in asked[0]
+    by = {ref: report.workloads[ref]["plaintext_denials_by"] for ref in ("shop/db", "store/api", "media/files")}
+    assert by == {"shop/db": "proxy", "store/api": "not-proxy", "media/files": "unconfirmed"}
 
 
 def test_an_unmeshed_workload_and_strict_ones_get_no_finding(from_cluster) -> None:

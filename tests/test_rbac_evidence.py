@@ -13,7 +13,7 @@ import requests
 from analyzer.analyse import authz_findings
 from analyzer.analyse.authz_engine import AuthzEngine
 from analyzer.analyse.rbac_evidence import NOT_PROXY, PROXY, UNCONFIRMED, RbacEvidence
-from analyzer.collect import queries, responses
+from analyzer.collect import matchers, queries, responses
 from analyzer.collect.answers import QueryFailed
 from analyzer.model.inventory import Dataplane, Inventory, Workload
 from analyzer.model.traffic import RESPONSE_COLUMNS, Traffic
@@ -42,6 +42,13 @@ def test_namespace_values_are_matched_literally_and_quoted() -> None:
     # Regex-escaped, then quoted as a PromQL string: the quote and the brace stay inside it.
     assert 'namespace=~"x\\"\\\\}\\\\) or vector\\\\(1\\\\) #|a\\\\.b"' in hostile
     assert hostile.count('"') - hostile.count('\\"') == 6  # three string literals, nothing broke out
+
+
+def test_the_selector_reaches_it_but_not_the_istio_namespace_scope() -> None:
+    # Envoy's own stats carry no destination_workload_namespace: that scope would match nothing.
+    promql = queries.RbacDenials(DAY, ("shop",)).promql()
+    sent = matchers.inject(promql, ['cluster="prod"'], ['destination_workload_namespace=~"shop"'])
+    assert 'namespace=~"shop", cluster="prod"}' in sent and "destination_workload_namespace" not in sent
 
 
 @pytest.mark.parametrize(
