@@ -3,7 +3,11 @@ file), the loopback Kubernetes API, and the page in Chromium.
 
 shop/web stays PERMISSIVE with a DENY keyed on the legacy namespace: legacy/batch's plaintext
 slips past it. shop/db has an ALLOW on cart's principal only: legacy/batch's plaintext is
-answered 403, so it is already denied.
+answered 403, so it is already denied, and db's pod counts those 403s as Envoy RBAC denials.
+
+legacy/batch's plaintext to store/api and media/files is answered 403 as well, by the
+application: api's pod exports Envoy's RBAC counters (older Istio's name) with no denial,
+files' pods none at all.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from analyzer.cli import main
 from analyzer.model.authorization import Action
 from analyzer.sample.mesh import Flow, MeshWorkload, SampleMesh
 from tests.support import fault_proxy as fp
+from tests.support import victoria
 from tests.support.browser import DESKTOP, BrowserError, Chromium
 from tests.support.e2e import LOOKBACK, read_latest, run_report, write_policies
 from tests.support.fault_proxy import FaultProxy
@@ -50,16 +55,21 @@ def authz_mesh() -> SampleMesh:
             MeshWorkload("shop", "db"),
             MeshWorkload("shop", "cart"),
             MeshWorkload("legacy", "batch"),
+            MeshWorkload("store", "api"),
+            MeshWorkload("media", "files"),
         ],
         flows=[
             Flow("legacy/batch", "shop/web", plaintext=True, per_hour=30),  # e.g. a DestinationRule DISABLE
             Flow("shop/cart", "shop/web", per_hour=60),
-            Flow("legacy/batch", "shop/db", plaintext=True, per_hour=20, response_code="403"),
-            Flow("shop/cart", "shop/db", per_hour=60),
+            Flow("legacy/batch", "shop/db", plaintext=True, per_hour=20, response_code="403", rbac="denied"),
+            Flow("shop/cart", "shop/db", per_hour=60, rbac="allowed"),
+            Flow("legacy/batch", "store/api", plaintext=True, per_hour=10, response_code="403", rbac="allowed"),
+            Flow("legacy/batch", "media/files", plaintext=True, per_hour=10, response_code="403"),
         ],
-        namespace_labels={"shop": {"istio-injection": "enabled"}, "legacy": {"istio-injection": "enabled"}},
+        namespace_labels={ns: {"istio-injection": "enabled"} for ns in ("shop", "legacy", "store", "media")},
         policies=[DENY_LEGACY, DB_ALLOW],
         history=timedelta(hours=30),
+        rbac_legacy_names=frozenset({"store/api"}),
     )
 
 
@@ -110,6 +120,90 @@ def test_an_allow_on_principals_with_403s_is_reported_as_already_denied(from_clu
     assert db["plaintext_denied_clients"] == "legacy/batch"
     assert db["authz_slipped_rules"] == ""
     assert "shop/db-allow" in db["authz_reason"]
+
+
+def test_the_rbac_counters_of_the_pods_say_whose_403s_they_were(from_cluster) -> None:
+    # db's pod counted the 403s as RBAC denials: the proxy's, already denied.
+    db = from_cluster.workloads["shop/db"]
+    assert (db["plaintext_denials_by"], db["plaintext_denied_clients"]) == ("proxy", "legacy/batch")
+    assert "the plaintext 403s were the proxy's: its pods' RBAC filters denied" in db["authz_reason"]
+    # api's pod exports the counter (older Istio's name) and denied nothing: the application's 403s.
+    api = from_cluster.workloads["store/api"]
+    assert (api["plaintext_denials_by"], api["plaintext_denied_clients"]) == ("not-proxy", "")
+    assert "were the application's" in api["authz_reason"]
+    assert "STRICT would cut off legacy/batch" in api["authz_reason"]
+    assert api["verdict"] == "BLOCKED" and api["plaintext_sources"] == "legacy/batch"
+    # files' pods export no RBAC series: listed as before, with the caveat.
+    files = from_cluster.workloads["media/files"]
+    assert (files["plaintext_denials_by"], files["plaintext_denied_clients"]) == ("unconfirmed", "legacy/batch")
+    assert (
+        "unconfirmed that the plaintext 403s were the proxy's (no Envoy RBAC series for its pods"
+        in (files["authz_reason"])
+    )
+    assert from_cluster.workloads["shop/web"]["plaintext_denials_by"] == ""  # no 403 to confirm
+    assert _workload(_result(from_cluster), "store/api")["plaintext_denials_by"] == "not-proxy"
+
+
+def test_without_pods_the_namespace_is_the_evidence_and_the_query_is_scoped(
+    served: Served, tmp_path: Path, capsys
+) -> None:
+    proxy = FaultProxy(served.url)  # no fault: it records what was asked
+    try:
+        report = run_report(capsys, proxy.url, served.policies, tmp_path / "out")
+        asked = [r.query for r in proxy.seen if r.kind == "rbac"]
+    finally:
+        proxy.close()
+    # Only the namespaces whose plaintext was answered 403, one query per part (growth, births).
+    assert len(asked) == 2 and all('namespace=~"media|shop|store"' in q for q in asked)
+    by = {ref: report.workloads[ref]["plaintext_denials_by"] for ref in ("shop/db", "store/api", "media/files")}
+    # The manifests list no pods: shop's denials cannot be tied to db; nothing denied in store at all.
+    assert by == {"shop/db": "unconfirmed", "store/api": "not-proxy", "media/files": "unconfirmed"}
+    assert report.workloads["shop/db"]["plaintext_denied_clients"] == "legacy/batch"
+    assert "namespace-level evidence" in report.workloads["store/api"]["authz_reason"]
+    assert "no Envoy RBAC series in namespace media" in report.workloads["media/files"]["authz_reason"]
+
+
+def test_a_failed_rbac_query_leaves_the_403s_unconfirmed_and_the_report_standing(
+    served: Served, kube_api_factory, tmp_path: Path
+) -> None:
+    api = kube_api_factory(served.mesh)
+    kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+    proxy = FaultProxy(served.url)
+    try:
+        proxy.add(lambda r: r.kind == "rbac", fp.status(503, "overloaded"))
+        argv = ["report", "--prometheus-url", proxy.url, "--kubeconfig", str(kubeconfig)]
+        code = main([*argv, "--output-dir", str(tmp_path / "out"), "--lookback", LOOKBACK])
+        report = read_latest(tmp_path / "out", code)
+    finally:
+        proxy.close()
+    for ref in ("shop/db", "store/api", "media/files"):
+        row = report.workloads[ref]
+        assert (row["plaintext_denials_by"], row["plaintext_denied_clients"]) == ("unconfirmed", "legacy/batch")
+        assert "the RBAC-denials query failed" in row["authz_reason"] and "503" in row["authz_reason"]
+    assert any(w.startswith("query failed: RBAC denials") for w in report.summary["warnings"])
+    assert report.code == 0 and report.summary["complete"] is True  # an optional query: nothing is UNKNOWN
+    assert report.workloads["shop/web"]["verdict"] == "BLOCKED"
+    assert report.workloads["shop/db"]["authz_plaintext"] == "denied"
+
+
+def test_victoriametrics_gives_the_same_outcomes_with_one_exact_part(
+    served: Served, kube_api_factory, tmp_path: Path, now
+) -> None:
+    (tmp_path / "vm").mkdir()
+    server = victoria.serve_mesh(served.mesh, tmp_path / "vm", now)
+    proxy = FaultProxy(server.url)
+    try:
+        kubeconfig = kube_api_factory(served.mesh).write_kubeconfig(tmp_path / "kubeconfig")
+        argv = ["report", "--prometheus-url", proxy.url, "--kubeconfig", str(kubeconfig)]
+        code = main([*argv, "--output-dir", str(tmp_path / "out"), "--lookback", LOOKBACK])
+        report = read_latest(tmp_path / "out", code)
+        asked = [r.query for r in proxy.seen if r.kind == "rbac"]
+    finally:
+        proxy.close()
+        server.stop()
+    assert len(asked) == 1 and "increase_pure(" in asked[0]
+    by = {ref: report.workloads[ref]["plaintext_denials_by"] for ref in ("shop/db", "store/api", "media/files")}
+    assert by == {"shop/db": "proxy", "store/api": "not-proxy", "media/files": "unconfirmed"}
 
 
 def test_an_unmeshed_workload_and_strict_ones_get_no_finding(from_cluster) -> None:
@@ -220,6 +314,8 @@ def test_a_bad_responses_answer_leaves_denials_unknown_never_none(
         proxy.close()
     db = _workload(_result(report), "shop/db")
     assert db["plaintext_denied_clients"] == [] and why in db["plaintext_denials_unknown"]
+    assert db["plaintext_denials_by"] == ""  # no 403 read, none to confirm: the RBAC query is not sent
+    assert not [r for r in proxy.seen if r.kind == "rbac"]
     assert db["authz_plaintext"] == "denied"  # the policy verdict does not rest on the 403s
     assert any(w.startswith("query failed: plaintext responses") for w in report.summary["warnings"])
     assert report.workloads["shop/web"]["verdict"] == "BLOCKED"  # the verdicts stand
@@ -240,6 +336,8 @@ def test_the_page_section_reads_without_colour_and_passes_axe(from_cluster) -> N
     by_workload = {r.split(" ", 1)[0]: r for r in rows}
     assert "plaintext already denied" in by_workload["shop/db"] and "legacy/batch" in by_workload["shop/db"]
     assert "open to plaintext" in by_workload["shop/web"]
+    assert "403s from the proxy's RBAC filter" in by_workload["shop/db"]
+    assert "403s from the application, not the proxy: not denied" in by_workload["store/api"]
     assert "shop/deny-legacy rules[0]" in by_workload["shop/web"]
 
 

@@ -4,7 +4,8 @@
 - denied: the policies already reject plaintext (STRICT changes only how it fails);
 - depends: decided by fields the metrics do not carry (paths, JWTs, addresses, ports);
 - unknown: a policy that could apply could not be read, or none could be listed.
-Plus the DENY rules plaintext slips past, the observed plaintext clients already answered 403,
+Plus the DENY rules plaintext slips past, the observed plaintext clients already answered 403
+(and whether Envoy's RBAC counters show those 403s were the proxy's: analyse/rbac_evidence.py),
 and for an open workload that still receives plaintext a suggested policy to start from.
 """
 
@@ -20,6 +21,7 @@ import yaml
 
 from analyzer.analyse.authz_engine import AuthzEngine, plaintext_finding
 from analyzer.analyse.classify import MTLS, PLAINTEXT
+from analyzer.analyse.rbac_evidence import NOT_PROXY, PROXY, Judgement, RbacEvidence
 from analyzer.analyse.remediation import SAFE_DUMPER, workload_selector
 from analyzer.analyse.verdicts import UNNAMED, source_name
 from analyzer.model.inventory import Dataplane, Inventory, Workload
@@ -40,6 +42,7 @@ class AuthzFinding:
     slipped_rules: list[str] = field(default_factory=list)
     denied_clients: list[str] = field(default_factory=list)
     denials_unknown: str = ""  # why the 403s could not be read
+    denials_by: str = ""  # proxy, not-proxy or unconfirmed when some client looked denied; "" otherwise
     suggestion: str = ""
 
 
@@ -96,6 +99,29 @@ def denied_by_destination(responses: pd.DataFrame) -> dict[tuple[str, str], list
         key: sorted(src for src, (total, denied) in by_source.items() if denied == total)
         for key, by_source in totals.items()
     }
+
+
+def forbidden_by_destination(responses: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """Per destination, the plaintext requests answered 403 (of any client)."""
+    out: dict[tuple[str, str], float] = defaultdict(float)
+    columns = ["destination_namespace", "destination_workload", "response_code", "count"]
+    for ns, wl, code, count in zip(*(responses[c] for c in columns), strict=True):
+        if code == DENIED_CODE and count > 0:
+            out[(ns, wl)] += count
+    return out
+
+
+def _denials_note(judged: Judgement, clients: list[str]) -> str:
+    """What the reason adds about whose 403s they were."""
+    if judged.by == PROXY:
+        return f"the plaintext 403s were the proxy's: {judged.why}"
+    if judged.by == NOT_PROXY:
+        listed = ", ".join(_printable(c) for c in clients[:5]) + (" ..." if len(clients) > 5 else "")
+        return (
+            f"the plaintext 403s were the application's, not the proxy's ({judged.why}): not already "
+            f"denied, STRICT would cut off {listed}"
+        )
+    return f"unconfirmed that the plaintext 403s were the proxy's ({judged.why}); an application's 403 looks the same"
 
 
 def suggest(
@@ -162,6 +188,8 @@ def findings(
     plain = _plaintext_by_destination(positive[positive["security"] == PLAINTEXT])
     mtls = _principals_by_destination(positive[positive["security"] == MTLS])
     responses = None if traffic.plaintext_responses is None else denied_by_destination(traffic.plaintext_responses)
+    forbidden = {} if traffic.plaintext_responses is None else forbidden_by_destination(traffic.plaintext_responses)
+    evidence = RbacEvidence.of(traffic, inventory)
     by_namespace: dict[str, list[Workload]] = {}
     for w in inventory.workloads.values():
         by_namespace.setdefault(w.namespace, []).append(w)
@@ -180,6 +208,9 @@ def findings(
         denied: list[str] | None = []
         if clients:
             denied = None if responses is None else responses.get((ns, name), [])
+        judged = evidence.judge(ns, name, forbidden.get((ns, name), 0.0)) if denied else None
+        if judged is not None and judged.by == NOT_PROXY:
+            denied = []  # the application's 403s: these clients still get through to it today
         result = AuthzFinding(
             status=UNKNOWN if doubts else finding.status,
             reason="; ".join(doubts) if doubts else _reason(finding.status, finding.why, finding.by),
@@ -187,8 +218,11 @@ def findings(
             slipped_rules=[s.describe() for s in finding.slipped],
             denied_clients=denied or [],
             denials_unknown=(traffic.responses_failed or "response codes were not collected") if denied is None else "",
+            denials_by=judged.by if judged else "",
         )
         result.reason += "".join(f"; {n}" for n in finding.not_applied)
+        if judged is not None:
+            result.reason += f"; {_denials_note(judged, responses.get((ns, name), []) if responses else [])}"
         if result.status == "open" and clients and workload is not None:
             result.suggestion = suggest(workload, by_namespace.get(ns, []), mtls.get((ns, name), set()), clients)
         out[(ns, name)] = result
@@ -227,3 +261,4 @@ def annotate(
         w.authz_plaintext, w.authz_reason, w.authz_policies = f.status, f.reason, f.policies
         w.authz_slipped_rules, w.plaintext_denied_clients = f.slipped_rules, f.denied_clients
         w.plaintext_denials_unknown, w.authz_suggestion = f.denials_unknown, f.suggestion
+        w.plaintext_denials_by = f.denials_by

@@ -207,3 +207,41 @@ class PlaintextResponses:
         sel = f'{REQUESTS}{{reporter="destination", connection_security_policy="none"}}'
         w = duration(self.window)
         return f"sum by ({', '.join(RESPONSE_LABELS)}) ({_part(self.part, sel, w)})"
+
+
+# Envoy's HTTP RBAC filter counts each request it denies in `http.<stat_prefix>.rbac.denied`, which
+# Istio's proxy stats keep by default; its bootstrap tag regexes turn `denied` into the tag
+# `authz_enforce_result`. The exported name is uncertain, so it is matched by regex: current Istio
+# also moves the listener into a tag (`envoy_http_rbac{http_conn_manager_prefix="inbound_..."}`),
+# older releases kept it in the name (`envoy_http_inbound_0_0_0_0_8000_rbac`). HTTP only: a denied
+# TCP connection is never a 403, so `envoy_tcp_rbac` says nothing about one (docs/authorization.md).
+RBAC_NAMES = "envoy_http_(.*_)?rbac"
+RBAC_DENIED = 'authz_enforce_result="denied"'
+# RE2 metacharacters: a namespace read back from Prometheus is matched literally, never as a regex.
+_RE2_SPECIAL = set("\\.+*?()|[]{}^$")
+
+
+def regex_literal(value: str) -> str:
+    """`value` as an RE2 regex matching exactly itself."""
+    return "".join("\\" + c if c in _RE2_SPECIAL else c for c in value)
+
+
+@dataclass(frozen=True, slots=True)
+class RbacDenials:
+    """Requests Envoy's HTTP RBAC filter denied over the window, per pod (`namespace`, `pod`, as
+    Istio's sample scrape job labels a proxy's own stats): one part.
+
+    The only evidence that a plaintext 403 was the proxy's: the RBAC filter's local reply carries no
+    response flag, so istio_requests_total cannot tell it from the application's 403. Sent only for
+    the `namespaces` whose plaintext was answered 403 (PlaintextResponses), so most meshes pay nothing.
+    A series present with no growth is an answer too: the filter ran and denied nothing. Summed over
+    every HTTP listener of the pod: the metrics do not say which port a plaintext request used."""
+
+    window: timedelta
+    namespaces: tuple[str, ...]
+    part: str = GROWN
+
+    def promql(self) -> str:
+        scope = _quote("|".join(regex_literal(ns) for ns in self.namespaces))
+        sel = f'{{__name__=~"{RBAC_NAMES}", {RBAC_DENIED}, namespace=~{scope}}}'
+        return f"sum by ({', '.join(POD_LABELS)}) ({_part(self.part, sel, duration(self.window))})"

@@ -1,5 +1,9 @@
 """The plaintext-responses query (queries.PlaintextResponses): sent after the main queries, read
-strictly like them, and optional: when it fails only "plaintext already denied" becomes unknown."""
+strictly like them, and optional: when it fails only "plaintext already denied" becomes unknown.
+
+When some plaintext was answered 403, the RBAC-denials query (queries.RbacDenials) follows, for
+those namespaces only: it tells the proxy's 403s from the application's. Optional as well: when it
+fails, the 403s stay unconfirmed (today's reading), with a warning."""
 
 from __future__ import annotations
 
@@ -55,3 +59,55 @@ def collect(
     joined = pd.concat(frames, ignore_index=True)
     key = [c for c in RESPONSE_COLUMNS if c != "count"]
     traffic.plaintext_responses = joined.groupby(key, as_index=False, dropna=False)["count"].sum()[RESPONSE_COLUMNS]
+    namespaces = forbidden_namespaces(traffic.plaintext_responses)
+    if namespaces:
+        rbac_denials(client, traffic, namespaces, window_start, window_end, describe, parts)
+
+
+def forbidden_namespaces(responses: pd.DataFrame) -> tuple[str, ...]:
+    """Destination namespaces where some plaintext request was answered 403, sorted."""
+    forbidden = responses[(responses["response_code"] == "403") & (responses["count"] > 0)]
+    return tuple(sorted({str(ns) for ns in forbidden["destination_namespace"]}))
+
+
+def read_denials(result: list[dict]) -> dict[tuple[str, str], float]:
+    """(namespace, pod) -> denials; a series without a namespace names nowhere and is dropped, which
+    can only leave a 403 unconfirmed, never confirm one."""
+    out: dict[tuple[str, str], float] = {}
+    for item in result:
+        labels = item["metric"]
+        namespace, pod = labels.get("namespace", ""), labels.get("pod", "")
+        if namespace:
+            out[(namespace, pod)] = out.get((namespace, pod), 0.0) + float(item["value"][1])
+    return out
+
+
+def rbac_denials(
+    client: PrometheusClient,
+    traffic: Traffic,
+    namespaces: tuple[str, ...],
+    window_start: datetime,
+    window_end: datetime,
+    describe: Callable[[requests.exceptions.RequestException, float], str],
+    parts: tuple[str, ...],
+) -> None:
+    """Fill traffic.rbac_denials, or traffic.rbac_failed with why it could not be. All parts or nothing:
+    growth without the counters born in the window would miss a new pod's denials."""
+    found: dict[tuple[str, str], float] = {}
+    for part in parts:
+        query = queries.RbacDenials(window_end - window_start, namespaces, part)
+        try:
+            answer = read_denials(client.instant(query.promql(), window_end))
+        except QueryFailed as exc:
+            traffic.rbac_failed = f"RBAC denials: {exc}"
+        except requests.exceptions.RequestException as exc:
+            traffic.rbac_failed = f"RBAC denials: {describe(exc, client.settings.timeout)}"
+        if traffic.rbac_failed:
+            log.warning("query %s", traffic.rbac_failed)
+            traffic.warnings.append(
+                f"query failed: {traffic.rbac_failed}; whether plaintext 403s were the proxy's is unconfirmed"
+            )
+            return
+        for key, value in answer.items():
+            found[key] = found.get(key, 0.0) + value
+    traffic.rbac_denials = found

@@ -98,6 +98,9 @@ class WorkloadResult:
     # Observed plaintext clients every request of which was answered 403 (already broken).
     plaintext_denied_clients: list[str] = field(default_factory=list)
     plaintext_denials_unknown: str = ""  # why the response codes could not be read
+    # Whose were those 403s, from Envoy's RBAC denial counters: proxy, not-proxy (the application's:
+    # the clients are then not listed above) or unconfirmed; "" when no client was answered only 403.
+    plaintext_denials_by: str = ""
     # A suggested AuthorizationPolicy (YAML) for an open workload still receiving plaintext: to review.
     authz_suggestion: str = ""
 

@@ -82,6 +82,11 @@ class Traffic:
     # then `responses_failed` says why); the findings it feeds are then unknown, never "none denied".
     plaintext_responses: pd.DataFrame | None = None
     responses_failed: str = ""
+    # Requests Envoy's HTTP RBAC filter denied in the window, per (namespace, pod) (pod "" when the
+    # series names none), asked only when a plaintext request was answered 403 (queries.RbacDenials).
+    # None: not asked, or the query failed (then `rbac_failed` says why): the 403s stay unconfirmed.
+    rbac_denials: dict[tuple[str, str], float] | None = None
+    rbac_failed: str = ""
     # Peer addresses, client-side series and scrape targets: what names an unknown plaintext client.
     clients: ClientTraffic = field(default_factory=ClientTraffic)
     timeline_step: timedelta | None = None  # the range query's step; None: not known

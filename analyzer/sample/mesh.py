@@ -70,6 +70,11 @@ class Flow:
     stop: timedelta | None = None  # None: until now
     drop_security_label: bool = False  # a Telemetry API override removed connection_security_policy
     response_code: str = "200"  # e.g. "403": what a server-side AuthorizationPolicy answers
+    # "denied" or "allowed": the destination sidecar's RBAC filter decided this flow (an
+    # AuthorizationPolicy applies), so its first pod exports Envoy's RBAC counters: "denied" adds
+    # the flow to `authz_enforce_result="denied"` (the proxy's 403), "allowed" to "allowed" (a 403
+    # then is the application's). "" (default): no RBAC series for this flow.
+    rbac: str = ""
 
 
 @dataclass(slots=True)
@@ -85,6 +90,10 @@ class SampleMesh:
     # Destination namespaces with the Telemetry override that adds the peer address
     # (docs/attribution.md): their server-side series carry PEER_LABEL.
     peer_address_namespaces: frozenset[str] = frozenset()
+    # Destination refs whose RBAC counters carry the listener in the name, as older Istio releases
+    # export them (envoy_http_inbound_0_0_0_0_8000_rbac); others get current Istio's name,
+    # envoy_http_rbac{http_conn_manager_prefix="inbound_0.0.0.0_8000"} (docs/authorization.md).
+    rbac_legacy_names: frozenset[str] = frozenset()
 
     def workload(self, ref: str) -> MeshWorkload:
         return next(w for w in self.workloads if w.ref == ref)
@@ -167,9 +176,27 @@ class SampleMesh:
                 if dest.namespace in self.peer_address_namespaces:
                     labels[PEER_LABEL] = peer_address(src)
                 yield Series(metric, labels, values)
+                if flow.rbac and dest.dataplane is Dataplane.SIDECAR and flow.protocol != "tcp":
+                    yield from self._rbac_series(flow.rbac, dest, times, values)
             if src is not None and src.dataplane is Dataplane.SIDECAR:
                 labels = self._client_labels(flow, src, dest, plaintext, server_rejects)
                 yield Series(metric, labels, values)
+
+    def _rbac_series(
+        self, result: str, dest: MeshWorkload, times: list[datetime], values: list[tuple[datetime, float]]
+    ) -> Iterator[Series]:
+        """Envoy's RBAC counters on the destination's first pod: both exist (at 0) from the pod's start,
+        and the flow's requests add to `result` (series() sums what several flows add)."""
+        port = (dest.ports or (80,))[0]
+        labels = {"namespace": dest.namespace, "pod": _running(dest, 1)[-1]["metadata"]["name"]}
+        if dest.ref in self.rbac_legacy_names:
+            metric = f"envoy_http_inbound_0_0_0_0_{port}_rbac"
+        else:
+            metric = "envoy_http_rbac"
+            labels["http_conn_manager_prefix"] = f"inbound_0.0.0.0_{port}"
+        for each in ("allowed", "denied"):
+            yield Series(metric, {**labels, "authz_enforce_result": each}, [(t, 0.0) for t in times])
+        yield Series(metric, {**labels, "authz_enforce_result": result}, values)
 
     def _principal(self, w: MeshWorkload) -> str:
         return f"spiffe://{self.trust_domain}/ns/{w.namespace}/sa/{w.name}"

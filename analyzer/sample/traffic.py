@@ -3,6 +3,7 @@ series the mesh would export, with the semantics of the PromQL in `queries`."""
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from analyzer.collect import queries
+from analyzer.collect.responses import forbidden_namespaces
 from analyzer.model.clients import ClientSideEdge, ClientTraffic, PeerAddress
 from analyzer.model.traffic import (
     OBSERVATION_COLUMNS,
@@ -40,6 +42,9 @@ class SampleTrafficSource:
         traffic.observations = _totals(series, window_start, window_end)
         traffic.timeline = _timeline(series, window_start, window_end, step)
         traffic.plaintext_responses = _responses(series, window_start, window_end)
+        namespaces = forbidden_namespaces(traffic.plaintext_responses)
+        if namespaces:  # asked only then, as collect/responses.py does
+            traffic.rbac_denials = _rbac_denials(exported, set(namespaces), window_start, window_end)
         traffic.timeline_step = step
         traffic.clients = _client_evidence(exported, window_start, window_end)
         data_start = self.now - self.mesh.history
@@ -113,6 +118,25 @@ def _responses(series: list[Series], start: datetime, end: datetime) -> pd.DataF
     frame = pd.DataFrame(rows, columns=RESPONSE_COLUMNS).astype({"count": "float64"})
     keys = [c for c in RESPONSE_COLUMNS if c != "count"]
     return frame.groupby(keys, as_index=False, dropna=False)["count"].sum()[RESPONSE_COLUMNS]
+
+
+def _rbac_denials(
+    series: Iterable[Series], namespaces: set[str], start: datetime, end: datetime
+) -> dict[tuple[str, str], float]:
+    """What queries.RbacDenials answers: denials per (namespace, pod) in the namespaces asked for."""
+    names = re.compile(queries.RBAC_NAMES)
+    out: dict[tuple[str, str], float] = {}
+    for s in series:
+        labels = s.labels
+        if not names.fullmatch(s.metric) or labels.get("authz_enforce_result") != "denied":
+            continue
+        if labels.get("namespace") not in namespaces:
+            continue
+        grown = _in_window(s, start, end)
+        if grown is not None:
+            key = (labels["namespace"], labels.get("pod", ""))
+            out[key] = out.get(key, 0.0) + grown
+    return out
 
 
 def _client_evidence(series: Iterable[Series], start: datetime, end: datetime) -> ClientTraffic:

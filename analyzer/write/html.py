@@ -188,6 +188,12 @@ AUTHZ_TEXT = {
     "depends": "depends on fields the metrics lack",
     "unknown": "unknown",
 }
+# Whose were the 403s of the clients that look already denied (analyse/rbac_evidence.py).
+DENIALS_BY_TEXT = {
+    "proxy": "403s from the proxy's RBAC filter",
+    "not-proxy": "403s from the application, not the proxy: not denied",
+    "unconfirmed": "unconfirmed: the 403s may be the application's",
+}
 
 
 def _authz_rows(workloads: Iterable[WorkloadResult]) -> list[WorkloadResult]:
@@ -247,6 +253,7 @@ def render_report(run: RunResult, summary: dict[str, Any], history: Sequence[dic
         remediation_file=REMEDIATION_FILE if _remediation_documents(run) else "",
         authz_workloads=_top(_authz_rows(run.workloads)),
         authz_text=AUTHZ_TEXT,
+        denials_by_text=DENIALS_BY_TEXT,
     )
 
 

@@ -31,6 +31,7 @@ WORKLOAD_COLUMNS = [
     # additions
     "kind", "dataplane", "in_inventory", "reasons",
     "authz_plaintext", "authz_reason", "authz_slipped_rules", "plaintext_denied_clients",
+    "plaintext_denials_by",
 ]  # fmt: skip
 NAMESPACE_COLUMNS = [
     "cluster", "namespace", "mode", "workloads", "enforced", "ready", "blocked", "no_traffic",

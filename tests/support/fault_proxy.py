@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import requests
 
-from analyzer.collect.queries import PROXY_LIVE, MetricsqlProbe
+from analyzer.collect.queries import PROXY_LIVE, RBAC_DENIED, MetricsqlProbe
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Request:
 
     @property
     def kind(self) -> str:
-        """check, probe, coverage, presence, totals, timeline, responses, labels or attribution."""
+        """check, probe, coverage, presence, totals, timeline, responses, rbac, labels or attribution."""
         q = self.query
         if self.path.startswith("/api/v1/label/"):
             return "labels"
@@ -50,6 +50,8 @@ class Request:
             return "presence"
         if "response_code" in q:  # queries.PlaintextResponses
             return "responses"
+        if RBAC_DENIED in q:  # queries.RbacDenials: whose were the plaintext 403s
+            return "rbac"
         # Attribution's own queries (analyzer/collect/client_queries.py): peer addresses, client side.
         if q.startswith("sum by (destination_workload_namespace, destination_workload,") or 'reporter="source"' in q:
             return "attribution"
