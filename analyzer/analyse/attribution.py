@@ -105,6 +105,16 @@ class Attributor:
         # Fire times per CronJob, computed once (a minute-by-minute walk of the window): None when unreadable.
         self.fires: dict[tuple[str, str], list[datetime] | None] = {}
         self.no_sidecar = [w for w in inventory.workloads.values() if w.dataplane is Dataplane.NONE]
+        # Ranked once: per edge only the destination's own namespace moves ahead (see `_rank`).
+        self.no_sidecar_ranked = sorted(self.no_sidecar, key=lambda w: (_rank(w, None, inventory), w.namespace, w.name))
+        self.no_sidecar_by_namespace: dict[str, list[Workload]] = defaultdict(list)
+        for w in sorted(self.no_sidecar, key=lambda w: w.name):
+            self.no_sidecar_by_namespace[w.namespace].append(w)
+        # The client side's TCP rows per destination, read once rather than once per edge.
+        self.client_side_tcp: dict[tuple[str, str], list] = defaultdict(list)
+        for row in traffic.client_side:
+            if row.protocol == "tcp":
+                self.client_side_tcp[(row.destination_namespace, row.destination_workload)].append(row)
         self.nodes_by_address = {a: n for n in self.facts.nodes for a in n.addresses}
         # mTLS volume per (client ns, client, destination ns, destination) as the server names it
         self.mtls_from: dict[tuple[str, str, str, str], float] = {}
@@ -182,13 +192,7 @@ class Attributor:
         if edge.protocol != "tcp" or edge.plaintext_count <= 0:
             return []
         out = []
-        for row in self.traffic.client_side:
-            if (row.destination_namespace, row.destination_workload, row.protocol) != (
-                edge.destination_namespace,
-                edge.destination_workload,
-                "tcp",
-            ):
-                continue
+        for row in self.client_side_tcp.get((edge.destination_namespace, edge.destination_workload), []):
             client = self.inventory.workload(row.source_namespace, row.source_workload)
             if client is None or not client.meshed:
                 continue
@@ -335,17 +339,22 @@ class Attributor:
         return w is not None and w.dataplane is Dataplane.NONE
 
     def _sidecarless(self, edge: EdgeResult) -> list[Candidate]:
-        others = [w for w in self.no_sidecar if w.key != (edge.destination_namespace, edge.destination_workload)]
+        destination = (edge.destination_namespace, edge.destination_workload)
+        others = len(self.no_sidecar) - sum(
+            1 for w in self.no_sidecar_by_namespace[destination[0]] if w.key == destination
+        )
         if not others:
             return []
-        ranked = sorted(others, key=lambda w: (_rank(w, edge, self.inventory), w.namespace, w.name))
+        # Same namespace first (rank 0, by name), then the mesh-wide order: as sorting all by `_rank`.
+        local = (w for w in self.no_sidecar_by_namespace[destination[0]] if w.key != destination)
+        rest = (w for w in self.no_sidecar_ranked if w.namespace != destination[0])
         out = []
-        for w in ranked[:MAX_CANDIDATES]:
-            if len(others) == 1:
+        for w in itertools.islice(itertools.chain(local, rest), MAX_CANDIDATES):
+            if others == 1:
                 why, confidence = "the only sidecar-less workload in the mesh", LIKELY
             else:
                 why, confidence = (
-                    f"one of {len(others)} sidecar-less workloads; {_reason(w, edge, self.inventory)}",
+                    f"one of {others} sidecar-less workloads; {_reason(w, edge, self.inventory)}",
                     POSSIBLE,
                 )
             if w.host_network:
@@ -356,8 +365,9 @@ class Attributor:
         return out
 
 
-def _rank(w: Workload, edge: EdgeResult, inventory: Inventory) -> int:
-    if w.namespace == edge.destination_namespace:
+def _rank(w: Workload, edge: EdgeResult | None, inventory: Inventory) -> int:
+    """0: beside the destination; 1: an ingress controller; 2: in a namespace without injection; 3."""
+    if edge is not None and w.namespace == edge.destination_namespace:
         return 0
     if _ingress(w):
         return 1

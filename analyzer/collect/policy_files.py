@@ -85,8 +85,15 @@ class BoundedLoader(SAFE_LOADER):
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
         self.notices: list[str] = []
+        # An alias needs an anchor: a stream without "&" cannot expand, so the walk is skipped.
+        if isinstance(stream, bytes):
+            self.anchored = b"&" in stream
+        else:
+            self.anchored = not isinstance(stream, str) or "&" in stream
 
     def construct_document(self, node: Node) -> Any:
+        if not self.anchored:
+            return super().construct_document(node)
         limit = EXPANSION_RATIO * _unique_nodes(node) + EXPANSION_FLOOR
         try:
             _expanded_size(node, limit)
