@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 import requests
 
-from analyzer.collect import plan, queries
+from analyzer.collect import crosscheck, plan, queries
 from analyzer.collect.prometheus import PrometheusClient, PrometheusTrafficSource, matrix_frame, vector_frame
 from analyzer.config import PrometheusSettings
 from analyzer.model.traffic import OBSERVATION_COLUMNS
-from analyzer.sample.mesh import Flow, SampleMesh
+from analyzer.sample.mesh import Flow, MeshWorkload, SampleMesh
 from tests.support.e2e import short_history
 from tests.support.prometheus import serve_mesh
 from tests.support.victoria import serve_mesh as victoria_serve_mesh
@@ -43,8 +43,8 @@ def reference_totals(metric: str, window: timedelta) -> str:
 
 def reference_timeline(metric: str, step: timedelta) -> str:
     sel = f'{metric}{{{queries.SERVER_SIDE}, connection_security_policy!="mutual_tls"}}'
-    s = queries.duration(step)
-    grown = f"increase({sel}[{s}])"
+    s, reach = queries.duration(step), queries.timeline_range(step)
+    grown = f"(increase({sel}[{queries.duration(reach)}]) * {step / reach:.6g})"
     born = f"(min_over_time({sel}[{s}]) unless last_over_time({sel}[{queries.SEEN_BEFORE}] offset {s}))"
     return f"sum by ({queries.BY}) (({grown} + {born}) or {grown} or {born})"
 
@@ -210,6 +210,45 @@ def test_the_metricsql_plan_is_one_increase_pure_per_count_over_the_same_series(
     assert [j.name for j in metricsql_jobs] == [j.name for j in promql_jobs if j.query.part == queries.GROWN]
     for job in metricsql_jobs:
         grown = next(j for j in promql_jobs if j.name == job.name and j.query.part == queries.GROWN)
-        # The same selector, range and grouping; only the function differs.
-        assert job.query.promql() == grown.query.promql().replace("increase(", "increase_pure(")
         assert job.step == grown.step
+        if job.name.startswith("totals"):  # the same selector, range and grouping; only the function differs
+            assert job.query.promql() == grown.query.promql().replace("increase(", "increase_pure(")
+        else:  # MetricsQL's increase reads the sample before its range: one step each is exact
+            step = queries.duration(job.query.step)
+            assert f"[{step}]" in job.query.promql() and "increase_pure(" in job.query.promql()
+            assert f"[{step}]" not in grown.query.promql(), "PromQL's growth reaches over the gap between steps"
+
+
+def test_a_sparse_client_stays_in_the_timeline_when_steps_fall_between_scrapes(
+    tmp_path_factory: pytest.TempPathFactory, now: datetime
+) -> None:
+    """One plaintext request every 15 minutes, scraped every 30 s, and every step ending 13 s
+    before a request: with ranges one step long, each increment falls between two ranges and
+    increase() sees none of them; the cross-check then calls the edge contradictory."""
+    mesh = SampleMesh(
+        workloads=[MeshWorkload("shop", "web"), MeshWorkload("legacy", "poller")],
+        flows=[Flow("legacy/poller", "shop/web", plaintext=True, per_hour=4)],
+        history=timedelta(hours=4),
+    )
+    server = serve_mesh(mesh, Path(tmp_path_factory.mktemp("sparse")), now, scrape=timedelta(seconds=30))
+    client = PrometheusClient(PrometheusSettings(url=server.url))
+    try:
+        end, step = now - timedelta(seconds=13), timedelta(minutes=5)
+        start = end - timedelta(hours=2)
+        frames = [
+            matrix_frame(client.range(queries.PlaintextTimeline(queries.REQUESTS, step, p).promql(), start, end, step))
+            for p in queries.PARTS
+        ]
+        timeline = plan.join_timeline(frames)
+        totals = plan.join_totals(
+            [vector_frame(client.instant(queries.WindowTotals(queries.REQUESTS, end - start, p).promql(), end))
+             for p in queries.PARTS]
+        )  # fmt: skip
+    finally:
+        client.close()
+        server.stop()
+    assert totals["count"].sum() >= 7  # eight requests in the window, give or take extrapolation
+    seen = timeline[timeline["count"] > 0]
+    assert len(seen) >= 7, "every request shows in the step it arrived in (or the next)"
+    assert abs(timeline["count"].sum() - totals["count"].sum()) <= 0.25 * totals["count"].sum()
+    assert crosscheck.contradictions(totals, timeline, start) == {}

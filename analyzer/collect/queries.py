@@ -122,7 +122,16 @@ class PlaintextTimeline:
 
     def promql(self) -> str:
         sel = _selector(self.metric, 'connection_security_policy!="mutual_tls"', self.namespace)
-        return f"sum by ({BY}) ({_part(self.part, sel, duration(self.step))})"
+        if self.part != GROWN:
+            return f"sum by ({BY}) ({_part(self.part, sel, duration(self.step))})"
+        # PromQL's increase() sees only samples inside its range: with ranges exactly one step
+        # long, the growth between the last sample of one step and the first of the next is in
+        # neither, and a sparse client vanishes from the timeline. Each range reaches back over
+        # that gap (assumed at most TIMELINE_OVERLAP, a slower scrape than Istio's 15 s) and is
+        # scaled back to one step, so the steps still add up to the window.
+        reach = timeline_range(self.step)
+        scale = self.step / reach
+        return f"sum by ({BY}) (increase({sel}[{duration(reach)}])) * {scale:.6g}"
 
 
 class MetricsqlProbe:
@@ -151,6 +160,15 @@ class DataExtent:
     def promql(self) -> str:
         names = "|".join(METRICS)
         return f'count({{__name__=~"{names}", {SERVER_SIDE}}})'
+
+
+# The longest scrape interval the timeline's growth part is exact for (see PlaintextTimeline).
+TIMELINE_OVERLAP = timedelta(minutes=1)
+
+
+def timeline_range(step: timedelta) -> timedelta:
+    """The range of each timeline step's increase(): the step, plus the gap before it."""
+    return step + max(TIMELINE_OVERLAP, step / 5)
 
 
 def timeline_step(window: timedelta) -> timedelta:
