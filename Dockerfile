@@ -42,7 +42,8 @@ LABEL org.opencontainers.image.title="mtls-readiness" \
 RUN rm -rf /usr/local/bin/pip /usr/local/bin/pip3* /usr/local/lib/python3.*/site-packages/pip \
            /usr/local/lib/python3.*/site-packages/pip-*.dist-info
 COPY --from=builder /opt/mtls-readiness /opt/mtls-readiness
-# HOME and MPLCONFIGDIR live on /tmp (an emptyDir in the CronJob); reports go to /reports
+# HOME and MPLCONFIGDIR (matplotlib's cache: the notebook API's figures; the report draws without
+# it) live on /tmp (an emptyDir in the CronJob); reports go to /reports
 # (the PersistentVolumeClaim). Both are the only writable paths.
 ENV PATH=/opt/mtls-readiness/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
