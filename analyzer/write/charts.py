@@ -26,7 +26,7 @@ from analyzer.write.palette import (
     VERDICT_HATCHES,
     compact,
 )
-from analyzer.write.svg import MUTED, Canvas, integer_ticks, log_ticks, nice_ticks, text_width, time_ticks
+from analyzer.write.svg import GRID, MUTED, Canvas, integer_ticks, log_ticks, nice_ticks, text_width, time_ticks
 
 UNIT_OF = {"http": "requests", "grpc": "requests", "tcp": "connections"}
 _BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # shown as escapes
@@ -112,20 +112,30 @@ def _legend_width(entries: list[tuple[str, str]], size: float) -> float:
     return sum(size * 2.6 + text_width(name, size) for name, _ in entries)
 
 
-def _y_axis(canvas: Canvas, left: float, top: float, height: float, ticks: list[float], scale: float,
-            size: float, right: float = 0.0, labels: Callable[[float], str] = compact) -> None:  # fmt: skip
+def _y_axis(
+    canvas: Canvas,
+    left: float,
+    top: float,
+    height: float,
+    ticks: list[float],
+    scale: float,
+    size: float,
+    right: float = 0.0,
+    labels: Callable[[float], str] = compact,
+) -> None:
     """Tick labels left of the axis at `left`; light grid lines across to `right` when given."""
     canvas.line(left, top, left, top + height)
     for tick in ticks:
         y = top + height - tick * scale
         if right:
-            canvas.line(left, y, right, y, "#e5e5e5", 0.6)
+            canvas.line(left, y, right, y, GRID, 0.6)
         canvas.line(left - 3, y, left, y)
         canvas.text(left - 5, y, labels(tick), size, anchor="end")
 
 
-def _x_axis(canvas: Canvas, left: float, bottom: float, width: float, ticks: list[float], scale: float,
-            size: float) -> None:  # fmt: skip
+def _x_axis(
+    canvas: Canvas, left: float, bottom: float, width: float, ticks: list[float], scale: float, size: float
+) -> None:
     canvas.line(left, bottom, left + width, bottom)
     for tick in ticks:
         x = left + tick * scale
@@ -188,8 +198,9 @@ def _draw_volume(key: str, panels: list[tuple[str, pd.DataFrame, int]], top: int
     _legend(canvas, total_w - _legend_width(legend, t.body) - 4, 10, legend, t.body)
     x0 = y0 = 0.0
     for (unit, part, more), height in zip(panels, heights, strict=True):
-        canvas.text(x0 + 4, y0 + 26, unit + (f" (top {top}; {more} more in the CSV)" if more else ""), t.title,
-                    bold=True)  # fmt: skip
+        canvas.text(
+            x0 + 4, y0 + 26, unit + (f" (top {top}; {more} more in the CSV)" if more else ""), t.title, bold=True
+        )
         plot_left, plot_top = x0 + left, y0 + 40
         plot_w = width - left - 10
         peak = float(part.total.max())
@@ -214,8 +225,7 @@ def _draw_volume(key: str, panels: list[tuple[str, pd.DataFrame, int]], top: int
         bottom = plot_top + row * len(part)
         canvas.line(plot_left, plot_top, plot_left, bottom)
         _x_axis(canvas, plot_left, bottom, plot_w, [v for v in ticks if v <= span], scale, t.tick)
-        canvas.text(plot_left + plot_w / 2, bottom + 3 + t.tick * 2.4, f"{unit} in the window", t.body,
-                    anchor="middle")  # fmt: skip
+        canvas.text(plot_left + plot_w / 2, bottom + 3 + t.tick * 2.4, f"{unit} in the window", t.body, anchor="middle")
         if phone:
             y0 += height
         else:
@@ -376,8 +386,13 @@ def _draw_heatmap(key: str, grids: list[tuple[str, pd.DataFrame]], phone: bool) 
         for j, name in enumerate(column_labels[unit]):
             x = left + (j + 0.5) * cell_w
             canvas.text(x, top + grid_h + 8, name, t.tick, anchor="end", rotate=-angle)
-        canvas.text(left + cell_w * values.shape[1] / 2, top + grid_h + drop + 12 + t.body, "destination namespace",
-                    t.body, anchor="middle")  # fmt: skip
+        canvas.text(
+            left + cell_w * values.shape[1] / 2,
+            top + grid_h + drop + 12 + t.body,
+            "destination namespace",
+            t.body,
+            anchor="middle",
+        )
         canvas.text(8, top + grid_h / 2, "source namespace", t.body, anchor="middle", rotate=-90)
         _colour_bar(canvas, left + cell_w * columns + 10, top, max(grid_h, 60.0), (vmin, vmax), unit, t)
         y0 += height
@@ -409,10 +424,7 @@ def burndown(history: Sequence[dict[str, Any]], limit: int = 60, *, phone: bool 
     if not runs:
         return Chart(key, title, "No runs yet.", _empty("No published runs yet", key, phone))
     labels = _run_labels([str(r.get("generated_at") or r.get("run_id", "")) for r in runs])
-    counts = {
-        v: [float(r.get("verdicts", {}).get(v, 0) or 0) for r in runs]
-        for v in BURNDOWN_ORDER
-    }  # fmt: skip
+    counts = {v: [float(r.get("verdicts", {}).get(v, 0) or 0) for r in runs] for v in BURNDOWN_ORDER}
     counts = {v: c for v, c in counts.items() if any(c)}
     return Chart(key, title, _burndown_description(runs), _draw_burndown(key, labels, counts, phone))
 
@@ -422,8 +434,10 @@ def _draw_burndown(key: str, labels: list[str], counts: dict[str, list[float]], 
     n = len(labels)
     width = PHONE_WIDTH if phone else min(max(324.0, 180 + 21.6 * n), 720.0)
     canvas = _canvas(key, phone, width, 302.0 if phone else 202.0)
-    fills = {v: canvas.hatch(VERDICT_HATCHES[v], VERDICT_COLOURS[v]) if v in VERDICT_HATCHES else VERDICT_COLOURS[v]
-             for v in counts}  # fmt: skip
+    fills = {
+        v: canvas.hatch(VERDICT_HATCHES[v], VERDICT_COLOURS[v]) if v in VERDICT_HATCHES else VERDICT_COLOURS[v]
+        for v in counts
+    }
     legend = [(v, fills[v]) for v in reversed(list(counts))]  # top of the stack first
     legend_w = 0.0 if phone else 36 + max((text_width(v, t.body) for v, _ in legend), default=0)
     totals = [sum(c[i] for c in counts.values()) for i in range(n)]
