@@ -17,12 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
-import yaml
 
+from analyzer.analyse import yaml_text
 from analyzer.analyse.authz_engine import AuthzEngine, plaintext_finding
 from analyzer.analyse.classify import MTLS, PLAINTEXT
 from analyzer.analyse.rbac_evidence import NOT_PROXY, PROXY, Judgement, RbacEvidence
-from analyzer.analyse.remediation import SAFE_DUMPER, workload_selector
+from analyzer.analyse.remediation import workload_selector
 from analyzer.analyse.verdicts import UNNAMED, source_name
 from analyzer.model.inventory import Dataplane, Inventory, Workload
 from analyzer.model.report import Verdict, WorkloadResult
@@ -172,7 +172,7 @@ def suggest(
         + ", ".join(_printable(c) for c in clients[:10])
         + (" ..." if len(clients) > 10 else ""),
     ]
-    return "\n".join(header) + "\n" + yaml.dump(doc, Dumper=SAFE_DUMPER, sort_keys=False)
+    return "\n".join(header) + "\n" + yaml_text.dump(doc)
 
 
 def findings(

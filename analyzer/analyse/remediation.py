@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import yaml
-
+from analyzer.analyse import yaml_text
 from analyzer.model.inventory import Workload
 from analyzer.model.policy import Mode, PeerAuthentication
-
-# libyaml's safe dumper when available: one document per READY workload adds up on big meshes.
-SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 # Labels that identify a workload without following every rollout.
 _STABLE_LABELS = ("app.kubernetes.io/name", "app", "k8s-app", "name")
@@ -35,7 +31,7 @@ def policy_yaml(pa: PeerAuthentication) -> str:
         "metadata": {"name": pa.name, "namespace": pa.namespace},
         "spec": spec,
     }
-    return yaml.dump(doc, Dumper=SAFE_DUMPER, sort_keys=False)
+    return yaml_text.dump(doc)
 
 
 def workload_selector(workload: Workload, neighbours: list[Workload]) -> dict[str, str] | None:
