@@ -12,7 +12,7 @@ from typing import Protocol
 
 import yaml
 
-from analyzer.analyse.changes import compare
+from analyzer.analyse.changes import baseline, compare
 from analyzer.analyse.readiness import Analysis, Settings, analyse
 from analyzer.analyse.whatif import Prediction, predict
 from analyzer.collect.manifests import build_inventory
@@ -153,10 +153,13 @@ def report(config: ReportConfig, *, sample: str | None = None) -> tuple[RunResul
     """The nightly job: read policies, collect traffic, analyse, publish."""
     now = datetime.now(UTC).replace(microsecond=0)
     check_writable(config.output_dir)
+    # The previous run, for night-over-night changes: read first and cut down to what the
+    # comparison reads (a Baseline), so it is never whole in memory beside this run (on a big
+    # mesh the two results added ~100 MiB to the peak at 40,000 edges).
+    previous = baseline(_previous_run(config.output_dir))
     inventory, source = inputs(config, sample=sample, now=now)
     result = analyse_run(inventory, source, config, now)
-    # Read the previous run before this one replaces `latest`: night-over-night changes.
-    result.changes = compare(_previous_run(config.output_dir), result)
+    result.changes = compare(previous, result)
     folder = publish(
         result,
         config.output_dir,

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from analyzer import api, cli, pipeline
-from analyzer.analyse.changes import compare
+from analyzer.analyse.changes import baseline, compare
 from analyzer.analyse.figures import summarise
 from analyzer.analyse.readiness import Settings, analyse
 from analyzer.collect.run_store import load_run
@@ -250,6 +250,17 @@ def test_compare_reports_the_share_moving(demo: RunResult) -> None:
     changes = compare(before, demo)
     assert changes.mtls_share_delta == {"requests": round(demo.mtls_share["requests"] - 0.5, 4), "connections": None}
     assert compare(replace(demo, generated_at=demo.generated_at - timedelta(days=1)), demo).previous_generated_at
+
+
+def test_the_baseline_the_job_keeps_compares_like_the_whole_previous_run(demo: RunResult) -> None:
+    """The job reads the previous run first and keeps only a Baseline: the changes must not move."""
+    before = _with_verdict(copy.deepcopy(demo), "orders", "billing", Verdict.READY)
+    before.edges.remove(next(e for e in before.edges if e.blocker))
+    before = replace(before, mtls_share={"requests": 0.5, "connections": None})
+    kept = baseline(before)
+    assert kept is not None and not hasattr(kept, "timeline") and not hasattr(kept, "edges")
+    assert compare(kept, demo) == compare(before, demo) != compare(None, demo)
+    assert baseline(None) is None
 
 
 # -- written piece by piece, read column by column ---------------------------------------------------

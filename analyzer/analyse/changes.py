@@ -1,10 +1,14 @@
-"""Night over night: what moved since the previous published run. Pure: two RunResults in, Changes out."""
+"""Night over night: what moved since the previous published run. Pure: a Baseline of it (or the
+run itself) and this run in, Changes out."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from analyzer.model.report import Changes, ClientChange, EdgeResult, RunResult, Verdict, VerdictChange
 
-__all__ = ["CLIENT_KEY", "Changes", "ClientChange", "VerdictChange", "compare"]
+__all__ = ["CLIENT_KEY", "Baseline", "Changes", "ClientChange", "VerdictChange", "baseline", "compare"]
 
 # Who talks to whom over which protocol: a plaintext client is "new" when this key had no plaintext before.
 CLIENT_KEY = [
@@ -84,35 +88,69 @@ def _delta(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in now.items()}
 
 
-def _share_delta(previous: RunResult, current: RunResult, unit: str) -> float | None:
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What `compare` reads of the previous run: small next to the run itself (no timeline, no
+    per-edge rows), so the job can read it first and drop the rest before collecting."""
+
+    run_id: str
+    generated_at: datetime
+    mesh_verdict: str
+    clients: dict[tuple, ClientChange]
+    scopes: dict[str, dict[tuple, tuple[str, str]]]
+    verdicts: dict[str, int]
+    namespace_verdicts: dict[str, int]
+    blockers: int
+    mtls_share: dict[str, float | None]
+
+    @classmethod
+    def of(cls, run: RunResult) -> Baseline:
+        return cls(
+            run.run_id,
+            run.generated_at,
+            run.mesh.verdict.value,
+            _plaintext_clients(run.edges),
+            _scopes(run),
+            dict(run.verdicts),
+            dict(run.namespace_verdicts),
+            run.blockers,
+            dict(run.mtls_share),
+        )
+
+
+def baseline(previous: RunResult | None) -> Baseline | None:
+    return None if previous is None else Baseline.of(previous)
+
+
+def _share_delta(previous: Baseline, current: RunResult, unit: str) -> float | None:
     now, was = current.mtls_share.get(unit), previous.mtls_share.get(unit)
     return round(now - was, 4) if now is not None and was is not None else None
 
 
-def compare(previous: RunResult | None, current: RunResult) -> Changes:
+def compare(previous: RunResult | Baseline | None, current: RunResult) -> Changes:
     """What moved from `previous` (None: this is the first run) to `current`."""
     if previous is None:
         return Changes()
+    was = previous if isinstance(previous, Baseline) else Baseline.of(previous)
     changes = Changes(
-        previous_run_id=previous.run_id,
-        previous_generated_at=previous.generated_at,
-        mesh_verdict_before=previous.mesh.verdict.value,
+        previous_run_id=was.run_id,
+        previous_generated_at=was.generated_at,
+        mesh_verdict_before=was.mesh_verdict,
     )
-    now_clients, was_clients = _plaintext_clients(current.edges), _plaintext_clients(previous.edges)
+    now_clients = _plaintext_clients(current.edges)
     by_volume = lambda c: (not c.blocker, -c.plaintext_count)  # noqa: E731
-    changes.new_plaintext_clients = sorted((c for k, c in now_clients.items() if k not in was_clients), key=by_volume)
-    changes.plaintext_clients_gone = sorted((c for k, c in was_clients.items() if k not in now_clients), key=by_volume)
+    changes.new_plaintext_clients = sorted((c for k, c in now_clients.items() if k not in was.clients), key=by_volume)
+    changes.plaintext_clients_gone = sorted((c for k, c in was.clients.items() if k not in now_clients), key=by_volume)
 
-    was_scopes = _scopes(previous)
     for scope, now in _scopes(current).items():
-        before = {key: verdict for key, (_, verdict) in was_scopes[scope].items()}
+        before = {key: verdict for key, (_, verdict) in was.scopes[scope].items()}
         moves = _moves(scope, now, before)
         changes.regressions += moves["regressions"]
         changes.newly_ready += moves["newly_ready"]
         changes.newly_enforced += moves["newly_enforced"]
 
-    changes.verdict_delta = _delta(current.verdicts, previous.verdicts)
-    changes.namespace_verdict_delta = _delta(current.namespace_verdicts, previous.namespace_verdicts)
-    changes.blockers_delta = current.blockers - previous.blockers
-    changes.mtls_share_delta = {unit: _share_delta(previous, current, unit) for unit in UNITS}
+    changes.verdict_delta = _delta(current.verdicts, was.verdicts)
+    changes.namespace_verdict_delta = _delta(current.namespace_verdicts, was.namespace_verdicts)
+    changes.blockers_delta = current.blockers - was.blockers
+    changes.mtls_share_delta = {unit: _share_delta(was, current, unit) for unit in UNITS}
     return changes
