@@ -132,7 +132,9 @@ def bench_size(
     try:
         print(f"[{workloads}/{edges}] phased run", file=sys.stderr, flush=True)
         job = ["benchmarks.job", "--prometheus-url", url, "--policies-from", str(policies)]
-        job += ["--output-dir", str(workdir / "phased"), "--lookback", lookback, "--max-parallel", str(width)]
+        # Into the folder the measured job publishes to: that job then runs as a second night does,
+        # reading a previous run to compare with.
+        job += ["--output-dir", str(workdir / "reports"), "--lookback", lookback, "--max-parallel", str(width)]
         _, code, phased_rss = run_measured(job, workdir / "phased.log")
         if code != 0:
             raise RuntimeError(f"benchmarks.job failed: {(workdir / 'phased.log').read_text()[-2000:]}")
