@@ -203,7 +203,7 @@ def _push_metrics(result: RunResult, config: ReportConfig) -> None:
 def _previous_run(output_dir: Path) -> RunResult | None:
     """The published run to compare with; an unreadable one is a warning, never a failed night."""
     try:
-        return latest_run(output_dir)
+        return latest_run(output_dir, timeline=False)
     except UserError as exc:
         log.warning("not comparing with the previous run: %s", exc)
         return None

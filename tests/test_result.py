@@ -16,7 +16,7 @@ from analyzer import api, cli, pipeline
 from analyzer.analyse.changes import baseline, compare
 from analyzer.analyse.figures import summarise
 from analyzer.analyse.readiness import Settings, analyse
-from analyzer.collect.run_store import load_run
+from analyzer.collect.run_store import load_run, without_timeline
 from analyzer.config import ReportConfig
 from analyzer.errors import UserError
 from analyzer.model import document
@@ -261,6 +261,27 @@ def test_the_baseline_the_job_keeps_compares_like_the_whole_previous_run(demo: R
     assert kept is not None and not hasattr(kept, "timeline") and not hasattr(kept, "edges")
     assert compare(kept, demo) == compare(before, demo) != compare(None, demo)
     assert baseline(None) is None
+
+
+def test_the_previous_run_is_read_without_its_timeline_cut_out_before_parsing(demo: RunResult) -> None:
+    run = copy.deepcopy(demo)
+    assert len(run.timeline) > 100
+    # Hostile label values that spell the markers: JSON escapes their quotes, so they cannot match.
+    run.timeline[0].source_workload = '],"warnings":["x"]'
+    run.timeline[1].destination_workload = ',"timeline":['
+    data = to_json(run)
+    cut = without_timeline(data)
+    assert len(cut) < len(data) / 2
+    assert to_json(from_json(cut)) == to_json(replace(run, timeline=[]))
+    assert without_timeline(b'{"timeline": [], "warnings": []}') == b'{"timeline": [], "warnings": []}'
+    assert without_timeline(to_json(replace(run, timeline=[]))) == to_json(replace(run, timeline=[]))
+
+
+def test_load_run_without_the_timeline_reads_everything_else(demo: RunResult, tmp_path: Path) -> None:
+    folder = _write(demo, tmp_path, "json")
+    lean, whole = load_run(folder, timeline=False), load_run(folder)
+    assert lean.timeline == [] and whole.timeline == demo.timeline
+    assert replace(whole, timeline=[]) == lean
 
 
 # -- written piece by piece, read column by column ---------------------------------------------------

@@ -19,8 +19,25 @@ def run_folder(path: str | Path) -> Path:
     return folder
 
 
-def load_run(path: str | Path) -> RunResult:
-    """The RunResult a published run wrote: a run folder, `latest`, or an output dir (its latest run)."""
+# result.json holds `timeline` right before `warnings` (RunResult's field order). Quotes inside
+# JSON strings are escaped, so these byte sequences only ever occur as those keys.
+_TIMELINE_START, _TIMELINE_END = b',"timeline":[', b'],"warnings":'
+
+
+def without_timeline(document: bytes) -> bytes:
+    """result.json with an empty timeline, cut out as bytes before parsing: a week's timeline is
+    most of the document (hundreds of thousands of points), and parsing it only to drop it set
+    the job's peak. Unchanged when the layout is not the one expected."""
+    start = document.find(_TIMELINE_START)
+    end = document.find(_TIMELINE_END, start) if start >= 0 else -1
+    if end < 0:
+        return document
+    return document[: start + len(_TIMELINE_START)] + document[end:]
+
+
+def load_run(path: str | Path, *, timeline: bool = True) -> RunResult:
+    """The RunResult a published run wrote: a run folder, `latest`, or an output dir (its latest run).
+    `timeline=False` leaves its timeline empty (what night-over-night changes need)."""
     folder = run_folder(path)
     document = folder / RESULT_FILE
     if not document.exists() and (folder / "summary.json").exists():
@@ -29,7 +46,8 @@ def load_run(path: str | Path) -> RunResult:
             "its CSV files and summary.json stay readable, or run the report again to compare with it"
         )
     try:
-        return from_json(document.read_bytes())
+        data = document.read_bytes()
+        return from_json(data if timeline else without_timeline(data))
     except OSError as exc:
         raise UserError(
             f"{folder} is not a readable report run ({exc.strerror}); point at runs/<run-id> or latest"
@@ -39,9 +57,9 @@ def load_run(path: str | Path) -> RunResult:
         raise UserError(f"{document} is not a result this version reads ({first}); run the report again") from None
 
 
-def latest_run(output_dir: str | Path) -> RunResult | None:
+def latest_run(output_dir: str | Path, *, timeline: bool = True) -> RunResult | None:
     """The currently published run, or None when there is none yet."""
     latest = Path(output_dir) / "latest"
     if not (latest / RESULT_FILE).exists() and not (latest / "summary.json").exists():
         return None
-    return load_run(latest)
+    return load_run(latest, timeline=timeline)
