@@ -46,16 +46,11 @@ def collect(
     frames = []
     for part in parts:
         query = queries.PlaintextResponses(window_end - window_start, part)
-        try:
-            frames.append(frame(client.instant(query.promql(), window_end)))
-        except QueryFailed as exc:
-            traffic.responses_failed = f"plaintext responses: {exc}"
-        except requests.exceptions.RequestException as exc:
-            traffic.responses_failed = f"plaintext responses: {describe(exc, client.settings.timeout)}"
-        if traffic.responses_failed:
-            log.warning("query %s", traffic.responses_failed)
-            traffic.warnings.append(f"query failed: {traffic.responses_failed}; plaintext denials are unknown")
+        result, traffic.responses_failed = _ask(client, query.promql(), window_end, "plaintext responses", describe)
+        if result is None:
+            _warn(traffic, traffic.responses_failed, "plaintext denials are unknown")
             return
+        frames.append(frame(result))
     joined = pd.concat(frames, ignore_index=True)
     key = [c for c in RESPONSE_COLUMNS if c != "count"]
     traffic.plaintext_responses = joined.groupby(key, as_index=False, dropna=False)["count"].sum()[RESPONSE_COLUMNS]
@@ -96,18 +91,31 @@ def rbac_denials(
     found: dict[tuple[str, str], float] = {}
     for part in parts:
         query = queries.RbacDenials(window_end - window_start, namespaces, part)
-        try:
-            answer = read_denials(client.instant(query.promql(), window_end))
-        except QueryFailed as exc:
-            traffic.rbac_failed = f"RBAC denials: {exc}"
-        except requests.exceptions.RequestException as exc:
-            traffic.rbac_failed = f"RBAC denials: {describe(exc, client.settings.timeout)}"
-        if traffic.rbac_failed:
-            log.warning("query %s", traffic.rbac_failed)
-            traffic.warnings.append(
-                f"query failed: {traffic.rbac_failed}; whether plaintext 403s were the proxy's is unconfirmed"
-            )
+        result, traffic.rbac_failed = _ask(client, query.promql(), window_end, "RBAC denials", describe)
+        if result is None:
+            _warn(traffic, traffic.rbac_failed, "whether plaintext 403s were the proxy's is unconfirmed")
             return
-        for key, value in answer.items():
+        for key, value in read_denials(result).items():
             found[key] = found.get(key, 0.0) + value
     traffic.rbac_denials = found
+
+
+def _ask(
+    client: PrometheusClient,
+    promql: str,
+    at: datetime,
+    what: str,
+    describe: Callable[[requests.exceptions.RequestException, float], str],
+) -> tuple[list[dict] | None, str]:
+    """The answer of one optional query, or None and why it failed ("what: reason")."""
+    try:
+        return client.instant(promql, at), ""
+    except QueryFailed as exc:
+        return None, f"{what}: {exc}"
+    except requests.exceptions.RequestException as exc:
+        return None, f"{what}: {describe(exc, client.settings.timeout)}"
+
+
+def _warn(traffic: Traffic, failed: str, consequence: str) -> None:
+    log.warning("query %s", failed)
+    traffic.warnings.append(f"query failed: {failed}; {consequence}")
