@@ -26,10 +26,9 @@ from analyzer.analyse.remediation import workload_selector
 from analyzer.analyse.verdicts import UNNAMED, source_name
 from analyzer.model.inventory import Dataplane, Inventory, Workload
 from analyzer.model.report import Verdict, WorkloadResult
-from analyzer.model.traffic import Traffic
+from analyzer.model.traffic import FORBIDDEN, Traffic
 
 UNKNOWN = "unknown"
-DENIED_CODE = "403"
 # A SPIFFE principal as the metrics name it; anything else is not copied into a suggestion.
 _PRINCIPAL = re.compile(r"^spiffe://([A-Za-z0-9._-]+/ns/[A-Za-z0-9._-]+/sa/[A-Za-z0-9._-]+)$")
 
@@ -84,8 +83,8 @@ def _principals_by_destination(frame: pd.DataFrame) -> dict[tuple[str, str], set
     return out
 
 
-def denied_by_destination(responses: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
-    """Per destination, the plaintext clients every request of which was answered 403."""
+def _response_totals(responses: pd.DataFrame) -> dict[tuple[str, str], dict[str, list[float]]]:
+    """Per destination and plaintext client: [requests, of which answered 403], read in one pass."""
     totals: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
     columns = ["destination_namespace", "destination_workload", "source_namespace", "source_workload"]
     for ns, wl, src_ns, src_wl, code, count in zip(
@@ -94,21 +93,20 @@ def denied_by_destination(responses: pd.DataFrame) -> dict[tuple[str, str], list
         if count > 0:
             seen = totals[(ns, wl)][source_name(src_ns, src_wl)]
             seen[0] += count
-            seen[1] += count if code == DENIED_CODE else 0.0
+            seen[1] += count if code == FORBIDDEN else 0.0
+    return totals
+
+
+def _all_denied(totals: dict[tuple[str, str], dict[str, list[float]]]) -> dict[tuple[str, str], list[str]]:
     return {
         key: sorted(src for src, (total, denied) in by_source.items() if denied == total)
         for key, by_source in totals.items()
     }
 
 
-def forbidden_by_destination(responses: pd.DataFrame) -> dict[tuple[str, str], float]:
-    """Per destination, the plaintext requests answered 403 (of any client)."""
-    out: dict[tuple[str, str], float] = defaultdict(float)
-    columns = ["destination_namespace", "destination_workload", "response_code", "count"]
-    for ns, wl, code, count in zip(*(responses[c] for c in columns), strict=True):
-        if code == DENIED_CODE and count > 0:
-            out[(ns, wl)] += count
-    return out
+def denied_by_destination(responses: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
+    """Per destination, the plaintext clients every request of which was answered 403."""
+    return _all_denied(_response_totals(responses))
 
 
 def _denials_note(judged: Judgement, clients: list[str]) -> str:
@@ -187,8 +185,10 @@ def findings(
     positive = observations[observations["count"] > 0]
     plain = _plaintext_by_destination(positive[positive["security"] == PLAINTEXT])
     mtls = _principals_by_destination(positive[positive["security"] == MTLS])
-    responses = None if traffic.plaintext_responses is None else denied_by_destination(traffic.plaintext_responses)
-    forbidden = {} if traffic.plaintext_responses is None else forbidden_by_destination(traffic.plaintext_responses)
+    totals = None if traffic.plaintext_responses is None else _response_totals(traffic.plaintext_responses)
+    responses = None if totals is None else _all_denied(totals)
+    # Per destination, the plaintext requests answered 403 (of any client): what RBAC's denials must match.
+    forbidden = {key: sum(d for _, d in by_source.values()) for key, by_source in (totals or {}).items()}
     evidence = RbacEvidence.of(traffic, inventory)
     by_namespace: dict[str, list[Workload]] = {}
     for w in inventory.workloads.values():

@@ -127,8 +127,8 @@ class PlaintextTimeline:
         # PromQL's increase() sees only samples inside its range: with ranges exactly one step
         # long, the growth between the last sample of one step and the first of the next is in
         # neither, and a sparse client vanishes from the timeline. Each range reaches back over
-        # that gap (assumed at most TIMELINE_OVERLAP, a slower scrape than Istio's 15 s) and is
-        # scaled back to one step, so the steps still add up to the window.
+        # that gap (one scrape interval, assumed at most TIMELINE_OVERLAP; Istio's default is 15 s)
+        # and is scaled back to one step, so the steps still add up to the window.
         reach = timeline_range(self.step)
         scale = self.step / reach
         return f"sum by ({BY}) (increase({sel}[{duration(reach)}])) * {scale:.6g}"

@@ -17,7 +17,7 @@ import requests
 
 from analyzer.collect import queries
 from analyzer.collect.answers import QueryFailed
-from analyzer.model.traffic import RESPONSE_COLUMNS, Traffic
+from analyzer.model.traffic import FORBIDDEN, RESPONSE_COLUMNS, Traffic
 
 if TYPE_CHECKING:
     from analyzer.collect.prometheus import PrometheusClient
@@ -61,7 +61,7 @@ def collect(
 
 def forbidden_namespaces(responses: pd.DataFrame) -> tuple[str, ...]:
     """Destination namespaces where some plaintext request was answered 403, sorted."""
-    forbidden = responses[(responses["response_code"] == "403") & (responses["count"] > 0)]
+    forbidden = responses[(responses["response_code"] == FORBIDDEN) & (responses["count"] > 0)]
     return tuple(sorted({str(ns) for ns in forbidden["destination_namespace"]}))
 
 

@@ -31,6 +31,8 @@ TIMELINE_COLUMNS = [*EDGE_KEY, "connection_security_policy", "timestamp", "count
 
 RESPONSE_COLUMNS = ["source_namespace", "source_workload", "destination_namespace", "destination_workload"]
 RESPONSE_COLUMNS += ["response_code", "count"]
+# What a sidecar's RBAC filter answers a denied request with (and an application may too).
+FORBIDDEN = "403"
 
 UNIT_BY_PROTOCOL = {"http": "requests", "grpc": "requests", "tcp": "connections"}
 

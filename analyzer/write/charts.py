@@ -99,13 +99,12 @@ def _empty(message: str, key: str, phone: bool = False) -> str:
     return canvas.svg()
 
 
-def _legend(canvas: Canvas, x: float, y: float, entries: list[tuple[str, str]], size: float) -> float:
-    """Swatches and names in a row from (x, y); returns the x after the last."""
+def _legend(canvas: Canvas, x: float, y: float, entries: list[tuple[str, str]], size: float) -> None:
+    """Swatches and names in a row from (x, y)."""
     for name, fill in entries:
         canvas.rect(x, y - size * 0.45, size * 1.6, size * 0.9, fill)
         canvas.text(x + size * 2, y, name, size)
         x += size * 2.6 + text_width(name, size)
-    return x
 
 
 def _legend_width(entries: list[tuple[str, str]], size: float) -> float:
