@@ -121,3 +121,14 @@ def test_heatmap_colours_run_from_a_visible_orange_to_the_darkest() -> None:
     assert min(low[:3]) < 0.9 and low[0] > 0.9  # orange, not near-white
     assert high[:3] == pytest.approx((0x7F / 255, 0x27 / 255, 0x04 / 255))
     assert sum(charts.heatmap_colour(0.5)[:3]) < sum(low[:3])  # darker is more
+
+
+def test_the_timeline_chart_states_each_units_peak_step_of_the_results_plaintext(demo_run: RunResult) -> None:
+    frame = demo_run.timeline_frame()
+    frame["unit"] = frame["protocol"].map(charts.UNIT_OF).fillna("requests")
+    per_step = frame.groupby(["unit", "timestamp"])["count"].sum()
+    assert {"requests", "connections"} <= set(per_step.index.get_level_values(0))  # the demo has both
+    chart = charts.plaintext_over_time(demo_run)
+    for unit in ("requests", "connections"):
+        assert f"{unit} peak {charts.compact(per_step[unit].max())} per " in chart.description
+    _parse(chart.svg)
