@@ -22,7 +22,7 @@ from analyzer.analyse import yaml_text
 from analyzer.analyse.authz_engine import AuthzEngine, plaintext_finding
 from analyzer.analyse.classify import MTLS, PLAINTEXT
 from analyzer.analyse.rbac_evidence import NOT_PROXY, PROXY, Judgement, RbacEvidence
-from analyzer.analyse.remediation import workload_selector
+from analyzer.analyse.remediation import Neighbours, workload_selector
 from analyzer.analyse.verdicts import UNNAMED, source_name
 from analyzer.model.inventory import Dataplane, Inventory, Workload
 from analyzer.model.report import Verdict, WorkloadResult
@@ -123,7 +123,7 @@ def _denials_note(judged: Judgement, clients: list[str]) -> str:
 
 
 def suggest(
-    workload: Workload, neighbours: list[Workload], mtls_principals: Iterable[str], plaintext_clients: Iterable[str]
+    workload: Workload, neighbours: Neighbours, mtls_principals: Iterable[str], plaintext_clients: Iterable[str]
 ) -> str:
     """An ALLOW policy that keeps the observed mTLS identities and admits plaintext: a starting point
     to review, never to apply as is. It holds only conditions the metrics can check, so `what-if` on
@@ -193,6 +193,7 @@ def findings(
     by_namespace: dict[str, list[Workload]] = {}
     for w in inventory.workloads.values():
         by_namespace.setdefault(w.namespace, []).append(w)
+    neighbours = {ns: Neighbours(found) for ns, found in by_namespace.items()}
     out: dict[tuple[str, str], AuthzFinding] = {}
     for ns, name in below_strict:
         if name in UNNAMED:
@@ -224,7 +225,7 @@ def findings(
         if judged is not None:
             result.reason += f"; {_denials_note(judged, responses.get((ns, name), []) if responses else [])}"
         if result.status == "open" and clients and workload is not None:
-            result.suggestion = suggest(workload, by_namespace.get(ns, []), mtls.get((ns, name), set()), clients)
+            result.suggestion = suggest(workload, neighbours[ns], mtls.get((ns, name), set()), clients)
         out[(ns, name)] = result
     return out
 

@@ -183,13 +183,13 @@ class Analysis:
         return remediation.strict_for_workload(workload, own, self._by_namespace[workload.namespace])
 
     @cached_property
-    def _by_namespace(self) -> dict[str, list[Workload]]:
+    def _by_namespace(self) -> dict[str, remediation.Neighbours]:
         # Built once: scanning the whole inventory for each READY workload was quadratic
         # (a second of the 4 s analysing 5,000 workloads).
         grouped: dict[str, list[Workload]] = defaultdict(list)
         for w in self.inventory.workloads.values():
             grouped[w.namespace].append(w)
-        return grouped
+        return {ns: remediation.Neighbours(found) for ns, found in grouped.items()}
 
     @cached_property
     def _members(self) -> dict[str, list[_Member]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from analyzer.analyse import yaml_text
@@ -34,18 +36,33 @@ def policy_yaml(pa: PeerAuthentication) -> str:
     return yaml_text.dump(doc)
 
 
-def workload_selector(workload: Workload, neighbours: list[Workload]) -> dict[str, str] | None:
+class Neighbours:
+    """The workloads of one namespace indexed by label: which of them a selector matches is then a
+    few set lookups, not a scan of the namespace for each workload (quadratic in a big namespace)."""
+
+    def __init__(self, workloads: Iterable[Workload]):
+        self._by_label: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+        for w in workloads:
+            for label in w.labels.items():
+                self._by_label[label].add(w.key)
+
+    def matching(self, selector: dict[str, str]) -> set[tuple[str, str]]:
+        """The keys of the workloads whose labels hold every pair of a non-empty `selector`."""
+        found = sorted((self._by_label.get(label, set()) for label in selector.items()), key=len)
+        return set.intersection(*found) if found else set()
+
+
+def workload_selector(workload: Workload, neighbours: Neighbours) -> dict[str, str] | None:
     """The smallest stable label selector that matches this workload and no other in its namespace."""
-    others = [w for w in neighbours if w.key != workload.key]
     candidates = [{k: workload.labels[k]} for k in _STABLE_LABELS if k in workload.labels]
     candidates.append({k: v for k, v in workload.labels.items() if k not in _VOLATILE})
     for selector in candidates:
-        if selector and not any(all(o.labels.get(k) == v for k, v in selector.items()) for o in others):
+        if selector and not neighbours.matching(selector) - {workload.key}:
             return selector
     return None
 
 
-def strict_for_workload(workload: Workload, existing: PeerAuthentication | None, neighbours: list[Workload]) -> str:
+def strict_for_workload(workload: Workload, existing: PeerAuthentication | None, neighbours: Neighbours) -> str:
     """YAML that makes one workload STRICT; edits its own policy when it has one."""
     if existing is not None:
         ports = {p: Mode.STRICT for p in existing.port_modes}

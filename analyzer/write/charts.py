@@ -240,7 +240,7 @@ def plaintext_over_time(run: RunResult, *, phone: bool = False) -> Chart:
     sums = _plaintext_steps(run)
     if not sums:
         return Chart(key, title, "No plaintext in the window.", _empty("No plaintext in the window", key, phone))
-    units = [u for u in ("requests", "connections") if u in sums]
+    units: list[str] = [u for u in ("requests", "connections") if u in sums]
     steps = {u: _step_series(sums[u]) for u in units}
     stamps = steps[units[0]].index.union(steps[units[-1]].index).sort_values()
     gaps = stamps.to_series().diff().dropna()
