@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 # Plain only: starts with a letter, then letters, digits and . _ / - (no ": ", "#", quotes, or
 # leading indicator), and not a word YAML 1.1 reads as a bool or null.
@@ -24,7 +25,12 @@ def scalar(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
-    text = str(value)
+    return _text(str(value))
+
+
+@lru_cache(maxsize=1 << 16)
+def _text(text: str) -> str:
+    """Keys, kinds, namespaces and principals recur in every suggested document: each is judged once."""
     if _PLAIN.match(text) and text.lower() not in _RESERVED:
         return text
     return _quoted(text)

@@ -12,7 +12,6 @@ from operator import attrgetter
 from pathlib import Path
 
 import numpy
-import pandas as pd
 
 from analyzer.model.report import RunResult
 from analyzer.write.registry import writer
@@ -51,10 +50,12 @@ CANDIDATE_COLUMNS = [
 ]  # fmt: skip
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST = frozenset(_FORMULA_START)
 # Unicode bidi controls (embeddings, overrides, isolates, marks) reorder how a cell is shown:
 # a crafted workload name could display as another. Each is replaced by its visible escape
 # (`\u202e`), so the cell still shows that the label held one.
-_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_BIDI_CHARS = "\u200e\u200f" + "".join(map(chr, range(0x202A, 0x202F))) + "".join(map(chr, range(0x2066, 0x206A)))
+_BIDI = re.compile(f"[{_BIDI_CHARS}]")
 
 
 def _escape_bidi(match: re.Match[str]) -> str:
@@ -95,32 +96,29 @@ def iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def column(values: Sequence[object]) -> pd.Series:
-    """A whole column as CSV text, as `cell` would write each value, with array operations for
-    the common kinds (text, floats, ints, bools, optional times); anything else cell by cell.
-    Kept as object arrays: pandas' string dtype iterates element by element in Python."""
+def column(values: Sequence[object]) -> list[object]:
+    """A whole column as CSV text, as `cell` would write each value, with whole-column operations
+    for the common kinds (text, floats, ints, bools, optional times); anything else cell by cell."""
     kinds = set(map(type, values))
     if not values:
-        return pd.Series([], dtype=object)
+        return []
     if all(issubclass(k, str) for k in kinds):
-        text = pd.Series(list(map(str, values)) if kinds != {str} else values, dtype=object)
-        if _BIDI.search("".join(text)):  # one scan of the whole column; rewrite only if needed
-            text = text.str.replace(_BIDI, _escape_bidi, regex=True).astype(object)
-        first = numpy.asarray(text, dtype=str).astype("U1")  # each cell's first character, "" if empty
-        formula = numpy.isin(first, _FORMULA_START)
-        if formula.any():
-            text[formula] = "'" + text[formula]
-        return text
+        text = [str(v) for v in values]
+        joined = "".join(text)
+        if any(c in joined for c in _BIDI_CHARS):  # a few scans of the whole column; rewrite only if needed
+            text = [_BIDI.sub(_escape_bidi, t) for t in text]
+        if _FORMULA_FIRST.isdisjoint({t[:1] for t in text}):
+            return list(text)
+        return ["'" + t if t[:1] in _FORMULA_FIRST else t for t in text]
     if kinds == {float}:
-        return pd.Series(_floats(numpy.asarray(values, dtype="float64")), dtype=object)
+        return _floats(numpy.asarray(values, dtype="float64")).tolist()
     if kinds == {int}:
-        return pd.Series(numpy.asarray(values, dtype="int64").astype(str).astype(object), dtype=object)
+        return numpy.asarray(values, dtype="int64").astype(str).tolist()
     if kinds == {bool}:
-        return pd.Series(numpy.where(numpy.asarray(values, dtype=bool), "true", "false").astype(object))
+        return ["true" if v else "false" for v in values]
     if all(issubclass(k, datetime) or k is type(None) for k in kinds):
-        times = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
-        return times.dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype(object).fillna("")
-    return pd.Series([str(cell(v)) for v in values], dtype=object)
+        return ["" if v is None else iso(v) for v in values]  # type: ignore[arg-type]
+    return [str(cell(v)) for v in values]
 
 
 def _floats(numbers: numpy.ndarray) -> numpy.ndarray:
@@ -143,7 +141,7 @@ def _floats(numbers: numpy.ndarray) -> numpy.ndarray:
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[object]) -> None:
     """Each column formatted at once (`column`), then written by the csv module's C writer."""
     records = list(map(attrgetter(*columns), rows)) if len(columns) > 1 else [(getattr(r, columns[0]),) for r in rows]
-    cells = [column(list(values)).tolist() for values in zip(*records, strict=True)] if records else []
+    cells = [column(values) for values in zip(*records, strict=True)] if records else []
     with path.open("w", encoding="utf-8", newline="") as stream:
         # CRLF, as RFC 4180 has it: the csv module quotes a cell only for characters of the line
         # terminator, and an unquoted carriage return in a label value would start a new row.
