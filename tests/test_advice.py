@@ -62,15 +62,19 @@ def test_disabling_rule(rules: list[DestinationRule], expected: str) -> None:
     assert disabling_rule(edge(), rules, "istio-system") == expected
 
 
+def kind_of(row: SimpleNamespace, inventory: Inventory) -> str:
+    return client_kind(row.source_namespace, row.source_workload, row.protocol, inventory)
+
+
 def test_client_kind_and_advice() -> None:
     inventory = Inventory()
     inventory.add_workload(Workload("shop", "web", "Deployment", dataplane=Dataplane.SIDECAR))
     inventory.add_workload(Workload("batch", "etl", "CronJob", dataplane=Dataplane.NONE))
     inventory.destination_rules.append(rule("orders", "billing"))
-    assert client_kind(edge(), inventory) == "meshed"
+    assert kind_of(edge(), inventory) == "meshed"
     assert "orders/dr-orders" in advise(edge(), "meshed", inventory, "istio-system")
-    assert client_kind(edge("batch", "etl"), inventory) == "unmeshed"
+    assert kind_of(edge("batch", "etl"), inventory) == "unmeshed"
     assert "batch/etl has no sidecar" in advise(edge("batch", "etl"), "unmeshed", inventory, "istio-system")
-    assert client_kind(edge("unknown", "unknown"), inventory) == "unmeshed"  # HTTP without peer metadata
-    assert client_kind(edge("unknown", "unknown", "tcp"), inventory) == "unknown"  # plaintext TCP: either
-    assert client_kind(edge("elsewhere", "ghost"), inventory) == "unknown"
+    assert kind_of(edge("unknown", "unknown"), inventory) == "unmeshed"  # HTTP without peer metadata
+    assert kind_of(edge("unknown", "unknown", "tcp"), inventory) == "unknown"  # plaintext TCP: either
+    assert kind_of(edge("elsewhere", "ghost"), inventory) == "unknown"

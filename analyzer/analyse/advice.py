@@ -11,13 +11,13 @@ from analyzer.model.policy import DestinationRule
 CLUSTER_DOMAIN = "svc.cluster.local"
 
 
-def client_kind(row: Any, inventory: Inventory) -> str:
-    """meshed, unmeshed or unknown, for an edge row with source_* and protocol fields."""
-    if row.source_workload in UNNAMED:
+def client_kind(source_namespace: str, source_workload: str, protocol: str, inventory: Inventory) -> str:
+    """meshed, unmeshed or unknown: what kind of client an edge's source is."""
+    if source_workload in UNNAMED:
         # A sidecar client sends peer metadata with every HTTP request, plaintext or not;
         # plaintext TCP carries none, so there it could be either (docs/semantics.md, section 3).
-        return "unmeshed" if row.protocol in ("http", "grpc") else "unknown"
-    source = inventory.workload(row.source_namespace, row.source_workload)
+        return "unmeshed" if protocol in ("http", "grpc") else "unknown"
+    source = inventory.workload(source_namespace, source_workload)
     if source is None:
         return "unknown"
     return "unmeshed" if source.dataplane is Dataplane.NONE else "meshed"  # gateways are meshed clients

@@ -70,7 +70,7 @@ def _plaintext_by_destination(frame: pd.DataFrame) -> dict[tuple[str, str], list
     big mesh has thousands of destinations, and a pandas filter per destination adds up)."""
     out: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     columns = ["destination_namespace", "destination_workload", "source_namespace", "source_workload", "protocol"]
-    for ns, wl, src_ns, src_wl, protocol in zip(*(frame[c] for c in columns), strict=True):
+    for ns, wl, src_ns, src_wl, protocol in zip(*(frame[c].tolist() for c in columns), strict=True):
         out[(ns, wl)].append((source_name(src_ns, src_wl), str(protocol)))
     return out
 
@@ -78,7 +78,7 @@ def _plaintext_by_destination(frame: pd.DataFrame) -> dict[tuple[str, str], list
 def _principals_by_destination(frame: pd.DataFrame) -> dict[tuple[str, str], set[str]]:
     out: dict[tuple[str, str], set[str]] = defaultdict(set)
     columns = ["destination_namespace", "destination_workload", "source_principal"]
-    for ns, wl, principal in zip(*(frame[c] for c in columns), strict=True):
+    for ns, wl, principal in zip(*(frame[c].tolist() for c in columns), strict=True):
         out[(ns, wl)].add(str(principal))
     return out
 
@@ -88,7 +88,7 @@ def _response_totals(responses: pd.DataFrame) -> dict[tuple[str, str], dict[str,
     totals: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
     columns = ["destination_namespace", "destination_workload", "source_namespace", "source_workload"]
     for ns, wl, src_ns, src_wl, code, count in zip(
-        *(responses[c] for c in [*columns, "response_code", "count"]), strict=True
+        *(responses[c].tolist() for c in [*columns, "response_code", "count"]), strict=True
     ):
         if count > 0:
             seen = totals[(ns, wl)][source_name(src_ns, src_wl)]

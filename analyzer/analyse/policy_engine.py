@@ -80,14 +80,14 @@ class PolicyEngine:
 
     def resolve(self, namespace: str, labels: dict[str, str]) -> Resolution:
         mode, source, level = Mode.PERMISSIVE, DEFAULT, DEFAULT
+        workload_pa = self.workload_policy(namespace, labels)
         for lvl, pa in (
             (MESH, self.mesh_policy()),
             (NAMESPACE, self.namespace_policy(namespace)),
-            (WORKLOAD, self.workload_policy(namespace, labels)),
+            (WORKLOAD, workload_pa),
         ):
             if pa is not None and pa.mode is not Mode.UNSET:
                 mode, source, level = pa.mode, pa.ref, lvl
-        workload_pa = self.workload_policy(namespace, labels)
         if workload_pa is None or not workload_pa.port_modes:
             return Resolution(mode=mode, source=source, level=level)
         ports = {port: (m if m is not Mode.UNSET else mode) for port, m in workload_pa.port_modes.items()}

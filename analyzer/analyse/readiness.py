@@ -77,7 +77,7 @@ class Analysis:
         return scoping.in_scope(frame, self.settings.scope)
 
     def _single_cluster(self) -> str:
-        clusters = set(self.traffic.observations.get("destination_cluster", pd.Series(dtype=object))) - UNNAMED
+        clusters = set(self.traffic.observations.get("destination_cluster", pd.Series(dtype=object)).unique()) - UNNAMED
         return clusters.pop() if len(clusters) == 1 else ""
 
     def _gather_evidence(self) -> None:
@@ -336,44 +336,62 @@ class Analysis:
         )
         grouped = obs.groupby(EDGE_KEY, as_index=False, dropna=False)[["mtls", "plaintext", "unreadable"]].sum()
         seen = self._plaintext_seen()
+        # Read as plain column lists (iterating pandas rows costs a Python call per cell), and
+        # judge each destination and each client once: edges share both.
+        keys = zip(*(grouped[c].tolist() for c in EDGE_KEY), strict=True)
+        counts = zip(*(grouped[c].tolist() for c in ("mtls", "plaintext", "unreadable")), strict=True)
+        destinations: dict[tuple[str, str], _Destination] = {}
+        kinds: dict[tuple[str, str, str], str] = {}
         results = []
-        for row in grouped.itertuples(index=False):
-            key = tuple(getattr(row, c) for c in EDGE_KEY)
-            workload = self.inventory.workload(row.destination_namespace, row.destination_workload)
-            resolution = self.resolve(row.destination_namespace, workload)
-            total = row.mtls + row.plaintext + row.unreadable
-            first, last = seen.get(key, (None, None))
-            blocker = bool(
-                row.plaintext > 0 and not resolution.everywhere(Mode.STRICT) and (workload is None or workload.meshed)
+        for key, (mtls, plaintext, unreadable) in zip(keys, counts, strict=True):
+            src_cluster, src_ns, src_wl, principal, dst_cluster, dst_ns, dst_wl, service, protocol = key
+            dest = destinations.get((dst_ns, dst_wl))
+            if dest is None:
+                dest = destinations[(dst_ns, dst_wl)] = self._destination(dst_ns, dst_wl)
+            kind = kinds.get((src_ns, src_wl, protocol))
+            if kind is None:
+                kind = kinds[(src_ns, src_wl, protocol)] = advice.client_kind(src_ns, src_wl, protocol, self.inventory)
+            total = mtls + plaintext + unreadable
+            sent_plaintext = plaintext > 0
+            first, last = seen.get(key, (None, None)) if sent_plaintext else (None, None)
+            edge = EdgeResult(
+                source_cluster=src_cluster,
+                source_namespace=src_ns,
+                source_workload=src_wl,
+                source_principal=principal,
+                destination_cluster=dst_cluster,
+                destination_namespace=dst_ns,
+                destination_workload=dst_wl,
+                destination_service=service,
+                protocol=protocol,
+                unit=UNIT_BY_PROTOCOL.get(protocol, "requests"),
+                mtls_count=round(mtls, 3),
+                plaintext_count=round(plaintext, 3),
+                plaintext_share=round(plaintext / total, 4) if total else 0.0,
+                unreadable_count=round(unreadable, 3),
+                first_plaintext_seen=first,
+                last_plaintext_seen=last,
+                destination_mode=dest.mode,
+                destination_mode_source=dest.source,
+                blocker=sent_plaintext and dest.can_block,
+                client_kind=kind if sent_plaintext else "meshed" if mtls > 0 else "unknown",
             )
-            kind = advice.client_kind(row, self.inventory)
-            results.append(
-                EdgeResult(
-                    source_cluster=row.source_cluster,
-                    source_namespace=row.source_namespace,
-                    source_workload=row.source_workload,
-                    source_principal=row.source_principal,
-                    destination_cluster=row.destination_cluster,
-                    destination_namespace=row.destination_namespace,
-                    destination_workload=row.destination_workload,
-                    destination_service=row.destination_service,
-                    protocol=row.protocol,
-                    unit=UNIT_BY_PROTOCOL.get(row.protocol, "requests"),
-                    mtls_count=round(row.mtls, 3),
-                    plaintext_count=round(row.plaintext, 3),
-                    plaintext_share=round(row.plaintext / total, 4) if total else 0.0,
-                    unreadable_count=round(row.unreadable, 3),
-                    first_plaintext_seen=first if row.plaintext > 0 else None,
-                    last_plaintext_seen=last if row.plaintext > 0 else None,
-                    destination_mode=resolution.mode.value if not resolution.port_modes else _mixed(resolution),
-                    destination_mode_source=resolution.source,
-                    blocker=blocker,
-                    client_kind=kind if row.plaintext > 0 else "meshed" if row.mtls > 0 else "unknown",
-                    advice=advice.advise(row, kind, self.inventory, self.settings.root_namespace) if blocker else "",
-                )
-            )
+            if edge.blocker:
+                edge.advice = advice.advise(edge, kind, self.inventory, self.settings.root_namespace)
+            results.append(edge)
         results.sort(key=lambda e: (not e.blocker, -e.plaintext_count, e.destination_namespace, e.destination_workload))
         return results
+
+    def _destination(self, namespace: str, name: str) -> _Destination:
+        workload = self.inventory.workload(namespace, name)
+        resolution = self.resolve(namespace, workload)
+        return _Destination(
+            mode=resolution.mode.value if not resolution.port_modes else _mixed(resolution),
+            source=resolution.source,
+            # Plaintext blocks STRICT where some port is not STRICT yet; PeerAuthentication does
+            # not govern a known workload outside the mesh, so there it blocks nothing.
+            can_block=not resolution.everywhere(Mode.STRICT) and (workload is None or workload.meshed),
+        )
 
     def _plaintext_seen(self) -> dict[tuple, tuple[datetime, datetime]]:
         timeline = self.timeline[self.timeline["security"] == PLAINTEXT]
@@ -448,6 +466,15 @@ class Analysis:
 
 
 _MAX_REASONS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class _Destination:
+    """What every edge to one destination shares."""
+
+    mode: str  # destination_mode as the CSV shows it
+    source: str  # the policy the mode comes from
+    can_block: bool  # plaintext to it blocks STRICT
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,8 +122,8 @@ def predict(analysis: Analysis, proposed: list[PeerAuthentication]) -> Predictio
         workload = inventory.workload(ns, name)
         if workload is not None and not workload.meshed:
             continue
-        labels = workload.labels if workload else {}
-        old, new = before.resolve(ns, labels), after.resolve(ns, labels)
+        # The report's own resolution is kept per destination; only the proposal's is new.
+        old, new = analysis.resolve(ns, workload), after.resolve(ns, workload.labels if workload else {})
         if old == new:
             continue
         if workload is not None:
