@@ -9,6 +9,11 @@ For each size, in one run (generation and backfill are timed but kept out of eve
 3. the real `mtls-readiness report` runs in a fresh process: wall time, peak RSS (VmHWM), sizes;
 4. floor and replay run again; each is the faster of its two runs.
 
+With `--baseline CHECKOUT` (another source tree of this project, e.g. a `git worktree` of an
+earlier commit), the job from that tree runs too, alternating with this tree's twice each on the
+same data, so a change is measured before and after in one run; then both walls are the faster
+of two runs, and each job publishes into its own copy of the phased run's folder.
+
     python -m benchmarks.run --sizes 500x4000 --scrape 30s --history 3h --lookback 2h --out bench.json
 """
 
@@ -71,6 +76,9 @@ class Result:
     phased_run_peak_rss_after_mib: dict[str, float]
     timeline_rows: int
     failed_queries: list[str]
+    baseline_wall_s: float | None = None  # the --baseline checkout's job on the same data
+    baseline_vs_floor: float | None = None
+    baseline_peak_rss_mib: float | None = None
 
 
 def replay(url: str, sent: list[tuple[str, dict]], width: int) -> float:
@@ -96,13 +104,14 @@ def replay(url: str, sent: list[tuple[str, dict]], width: int) -> float:
     return elapsed
 
 
-def run_measured(module_args: list[str], log: Path) -> tuple[float, int, float]:
-    """Wall seconds, exit code and peak RSS (MiB) of `python -m MODULE ARGS` in a fresh process."""
+def run_measured(module_args: list[str], log: Path, tree: Path = ROOT) -> tuple[float, int, float]:
+    """Wall seconds, exit code and peak RSS (MiB) of `python -m MODULE ARGS` in a fresh process,
+    importing the project from `tree` (`-m` puts the working directory first on the path)."""
     peak = log.with_suffix(".peak.json")
     command = [sys.executable, "-m", "benchmarks.peak", str(peak), *module_args]
     with log.open("w") as out:
         started = time.perf_counter()
-        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, check=False).returncode
+        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=tree, check=False).returncode
         elapsed = time.perf_counter() - started
     return elapsed, code, json.loads(peak.read_text())["peak_rss_mib"]
 
@@ -113,7 +122,14 @@ def folder_size(folder: Path) -> tuple[int, int]:
 
 
 def bench_size(
-    workloads: int, edges: int, scrape: str, lookback: str, width: int, workdir: Path, history: str
+    workloads: int,
+    edges: int,
+    scrape: str,
+    lookback: str,
+    width: int,
+    workdir: Path,
+    history: str,
+    baseline: Path | None = None,
 ) -> Result:
     print(f"[{workloads}/{edges}] generating and backfilling", file=sys.stderr, flush=True)
     started = time.perf_counter()
@@ -146,11 +162,25 @@ def bench_size(
         floor = [("query", {"query": FLOOR.format(window=window), "time": f"{time.time():.3f}"})]
         first_floor = replay(url, floor, 1)
         first = replay(url, sent, width)
-        cli = ["analyzer", "--log-level", "WARNING", "report", "--prometheus-url", url]
-        cli += ["--policies-from", str(policies), "--output-dir", str(workdir / "reports"), "--lookback", lookback]
-        job_s, job_code, job_rss = run_measured(cli, workdir / "report.log")
-        if job_code not in (0, 2):  # 2: a complete run that found incomplete data
-            raise RuntimeError(f"report failed ({job_code}): {(workdir / 'report.log').read_text()[-2000:]}")
+
+        def report_job(tree: Path, output: str) -> tuple[float, float, int]:
+            cli = ["analyzer", "--log-level", "WARNING", "report", "--prometheus-url", url]
+            cli += ["--policies-from", str(policies), "--output-dir", str(workdir / output), "--lookback", lookback]
+            log = workdir / f"{output}.log"
+            wall, code, rss = run_measured(cli, log, tree)
+            if code not in (0, 2):  # 2: a complete run that found incomplete data
+                raise RuntimeError(f"report from {tree} failed ({code}): {log.read_text()[-2000:]}")
+            return wall, rss, code
+
+        before: list[tuple[float, float, int]] = []
+        if baseline is not None:
+            shutil.copytree(workdir / "reports", workdir / "reports-baseline", symlinks=True)
+        job_s, job_rss, job_code = report_job(ROOT, "reports")
+        if baseline is not None:
+            before.append(report_job(baseline, "reports-baseline"))
+            again = report_job(ROOT, "reports")
+            job_s, job_rss = min(job_s, again[0]), max(job_rss, again[1])  # the exit code: the first run's
+            before.append(report_job(baseline, "reports-baseline"))
         bare = min(first, replay(url, sent, width))
         floor_s = min(first_floor, replay(url, floor, 1))
     finally:
@@ -188,6 +218,9 @@ def bench_size(
         phased_run_peak_rss_after_mib=phased["peak_rss_after_mib"],
         timeline_rows=phased["timeline_rows"],
         failed_queries=phased["failed_queries"],
+        baseline_wall_s=round(min(b[0] for b in before), 3) if before else None,
+        baseline_vs_floor=round(min(b[0] for b in before) / floor_s, 2) if before else None,
+        baseline_peak_rss_mib=max(b[1] for b in before) if before else None,
     )
 
 
@@ -207,6 +240,11 @@ def table(results: list[Result]) -> str:
             f"{'':9}peak RSS (MiB) after: {peaks}; timeline rows {r.timeline_rows}; "
             f"generation+backfill {r.generate_s:.0f}s (not measured)"
         )
+        if r.baseline_wall_s is not None:
+            lines.append(
+                f"{'':9}baseline checkout, same data: job wall {r.baseline_wall_s:.2f}s, "
+                f"job/floor {r.baseline_vs_floor:.1f}x, peak RSS {r.baseline_peak_rss_mib:.0f} MiB"
+            )
     return "\n".join(lines)
 
 
@@ -219,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-parallel", type=int, default=PrometheusSettings(url="").max_parallel)
     parser.add_argument("--out", type=Path, required=True, help="where to write the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (TSDB, reports, logs)")
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout of this project whose job runs too, on the same data"
+    )
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="mtls-bench-"))
     results: list[Result] = []
@@ -228,7 +269,14 @@ def main(argv: list[str] | None = None) -> int:
             folder = workdir / size.strip()
             results.append(
                 bench_size(
-                    int(workloads), int(edges), args.scrape, args.lookback, args.max_parallel, folder, args.history
+                    int(workloads),
+                    int(edges),
+                    args.scrape,
+                    args.lookback,
+                    args.max_parallel,
+                    folder,
+                    args.history,
+                    args.baseline.resolve() if args.baseline else None,
                 )
             )
             if not args.keep:
