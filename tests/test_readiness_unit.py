@@ -7,20 +7,21 @@ server-side observation was (docs/semantics.md, section 4). Above all: never REA
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
 
 from analyzer.analyse.classify import MTLS, PLAINTEXT, UNREADABLE, classify
+from analyzer.analyse.figures import plaintext_points
 from analyzer.analyse.policy_engine import Resolution
 from analyzer.analyse.readiness import Settings, analyse
 from analyzer.analyse.verdicts import Evidence, combine, global_doubts, judge_change, judge_workload
 from analyzer.model.inventory import Dataplane, Inventory, Workload
 from analyzer.model.policy import Mode
-from analyzer.model.report import Verdict
-from analyzer.model.traffic import OBSERVATION_COLUMNS, Coverage, Traffic
+from analyzer.model.report import TimelinePoint, Verdict
+from analyzer.model.traffic import EDGE_KEY, OBSERVATION_COLUMNS, Coverage, Traffic
 
 SIDECAR = Workload("shop", "cart", "Deployment", {"app": "cart"}, Dataplane.SIDECAR, (8080,))
 AMBIENT = Workload("edge", "gateway", "Deployment", {"app": "gateway"}, Dataplane.AMBIENT, (8080,))
@@ -310,3 +311,19 @@ def test_gateways_are_not_meshed_whatever_their_traffic() -> None:
     assert verdict is Verdict.NOT_MESHED
     assert "Gateway TLS" in reasons[0]
     assert not gateway.meshed
+
+
+def test_each_timeline_point_carries_its_rows_labels_under_their_own_names() -> None:
+    """plaintext_points builds points positionally, for speed: every field must still get its own column."""
+    stamp = pd.Timestamp("2026-01-01T00:05:00Z")
+    row = {c: f"{c}-value" for c in EDGE_KEY}
+    frame = pd.DataFrame(
+        [
+            {**row, "security": PLAINTEXT, "timestamp": stamp, "count": 7.5},
+            {**row, "source_workload": "other", "security": MTLS, "timestamp": stamp, "count": 1.0},
+        ]
+    )
+    (point,) = plaintext_points(frame, PLAINTEXT)
+    assert [f.name for f in fields(TimelinePoint)] == [*EDGE_KEY, "timestamp", "count"]
+    assert {c: getattr(point, c) for c in EDGE_KEY} == row
+    assert point.timestamp == stamp.to_pydatetime() and point.count == 7.5

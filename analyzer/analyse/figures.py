@@ -53,9 +53,12 @@ def plaintext_points(timeline: pd.DataFrame, plaintext: str) -> list[TimelinePoi
     keys = [rows[c].fillna("").astype(str).tolist() for c in EDGE_KEY]
     stamps = list(pd.DatetimeIndex(pd.to_datetime(rows["timestamp"], utc=True)).to_pydatetime())
     counts = rows["count"].astype(float).tolist()
+    # Positional, in EDGE_KEY's order (a test holds TimelinePoint to it): keywords cost a dict per point.
     return [
-        TimelinePoint(**dict(zip(EDGE_KEY, key, strict=True)), timestamp=stamp, count=count)
-        for key, stamp, count in zip(zip(*keys, strict=True), stamps, counts, strict=True)
+        TimelinePoint(sc, sns, swl, sp, dc, dns, dwl, svc, proto, stamp, count)
+        for (sc, sns, swl, sp, dc, dns, dwl, svc, proto), stamp, count in zip(
+            zip(*keys, strict=True), stamps, counts, strict=True
+        )
     ]
 
 

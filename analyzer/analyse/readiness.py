@@ -462,7 +462,9 @@ class Analysis:
         if obs.empty:
             return {}
         keys = ["source_namespace", "source_workload", "destination_namespace", "destination_workload"]
-        return obs[obs["security"] == MTLS].groupby(keys)["count"].sum().to_dict()
+        # Columns zipped: a MultiIndex's to_dict() costs several times the groupby itself.
+        sums = obs[obs["security"] == MTLS].groupby(keys, as_index=False)["count"].sum()
+        return dict(zip(zip(*(sums[c].tolist() for c in keys), strict=True), sums["count"].tolist(), strict=True))
 
 
 _MAX_REASONS = 20
