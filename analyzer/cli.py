@@ -7,11 +7,13 @@ MTLS_READINESS_PROMETHEUS_URL), so the CronJob is configured from a ConfigMap.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -520,6 +522,29 @@ def _configure_logging(level: str, fmt: str) -> None:
     logging.basicConfig(level=level, handlers=[handler])
 
 
+# Young collections every this many new container objects, in place of CPython's 700 (see below).
+BATCH_GC_THRESHOLD = 10_000
+
+
+@contextlib.contextmanager
+def batch_collection() -> Iterator[None]:
+    """Garbage collection paced for one batch run, restored afterwards.
+
+    A run builds millions of small containers (parsed answers, rows, results) and frees few
+    until it ends, so at CPython's default pace the collector rescans them again and again:
+    about a third of the analysis time at 80,000 edges. Collecting every 10,000 new objects
+    keeps reference cycles collected at a few percent of that; what is loaded before the run
+    (modules, the interpreter's own objects) is frozen out of every scan."""
+    previous = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(BATCH_GC_THRESHOLD, *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # The job draws charts to SVG only; no display backend (notebooks keep their own).
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -530,22 +555,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         # urllib3 logs every retry as a warning; a failure ends in one line that says what to do.
         logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
-        if args.command == "report":
-            return _report(args)
-        if args.command == "demo":
-            # Published is success: the sample shows UNKNOWN on purpose (traffic whose
-            # connection_security_policy label was dropped), and a Quick start must not read as failed.
-            if _report(args, sample=args.mesh) == EXIT_INCOMPLETE:
-                log.info("demo: the sample mesh has UNKNOWN verdicts on purpose; see the report's warnings")
-            return EXIT_OK
-        if args.command == "what-if":
-            return _what_if(args)
-        if args.command == "snapshot":
-            return _snapshot(args)
+        with batch_collection():  # one run per process: the CLI paces the collector for it
+            return _dispatch(parser, args)
     except UserError as exc:
         print(f"mtls-readiness: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.command == "report":
+        return _report(args)
+    if args.command == "demo":
+        # Published is success: the sample shows UNKNOWN on purpose (traffic whose
+        # connection_security_policy label was dropped), and a Quick start must not read as failed.
+        if _report(args, sample=args.mesh) == EXIT_INCOMPLETE:
+            log.info("demo: the sample mesh has UNKNOWN verdicts on purpose; see the report's warnings")
+        return EXIT_OK
+    if args.command == "what-if":
+        return _what_if(args)
+    if args.command == "snapshot":
+        return _snapshot(args)
     parser.error(f"unknown command {args.command}")
     return EXIT_FAILED

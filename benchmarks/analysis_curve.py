@@ -2,7 +2,8 @@
 
 The traffic comes from the built-in simulator (`SampleTrafficSource`, the same frames the
 Prometheus source builds), so no Prometheus is needed and only the analysis is timed: each
-figure is the faster of two runs. Linear analysis keeps the time per edge about flat.
+figure is the faster of two runs, with the garbage collector paced as the CLI paces it. Linear
+analysis keeps the time per edge about flat.
 
     python -m benchmarks.analysis_curve --sizes 500x4000,2500x20000,5000x40000,10000x80000
 """
@@ -16,6 +17,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from analyzer.analyse.readiness import Settings, analyse
+from analyzer.cli import batch_collection
 from analyzer.collect.manifests import build_inventory
 from analyzer.sample import catalogue
 from analyzer.sample.traffic import SampleTrafficSource
@@ -49,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(head), flush=True)
     for size in args.sizes.split(","):
         workloads, _, edges = size.strip().partition("x")
-        rows, results, seconds = measure(int(workloads), int(edges))
+        with batch_collection():
+            rows, results, seconds = measure(int(workloads), int(edges))
         print(f"{int(edges):<9} {rows:>12} {results:>10} {seconds:>7.2f}s {seconds / rows * 1e6:>12.1f}", flush=True)
     return 0
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from analyzer import pipeline  # noqa: E402
+from analyzer.cli import batch_collection  # noqa: E402
 from analyzer.collect.prometheus import PrometheusTrafficSource  # noqa: E402
 from analyzer.config import PrometheusSettings, ReportConfig  # noqa: E402
 from analyzer.model.traffic import Traffic  # noqa: E402
@@ -54,6 +55,11 @@ def main() -> None:
     parser.add_argument("--lookback", default="7d")
     parser.add_argument("--max-parallel", type=int, default=PrometheusSettings(url="").max_parallel)
     args = parser.parse_args()
+    with batch_collection():  # as the CLI runs a report
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     config = ReportConfig(
         lookback=args.lookback,
         policies_from=args.policies_from,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
 
-from analyzer.cli import build_parser, env_name
+from analyzer.cli import BATCH_GC_THRESHOLD, batch_collection, build_parser, env_name
 
 
 def parse(argv: list[str]):
@@ -159,3 +160,13 @@ def test_demo_exits_0_once_published_and_says_its_unknown_is_on_purpose(tmp_path
     assert (tmp_path / "latest" / "index.html").is_file()
     assert "report: " in captured.out
     assert any("on purpose" in r.getMessage() for r in caplog.records)
+
+
+def test_a_run_paces_the_collector_for_a_batch_and_restores_it_even_when_it_fails() -> None:
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with pytest.raises(RuntimeError), batch_collection():
+        assert gc.get_threshold() == (BATCH_GC_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > frozen  # what was loaded before the run is scanned no more
+        raise RuntimeError("a failed run")
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
