@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -79,6 +80,8 @@ class Result:
     baseline_wall_s: float | None = None  # the --baseline checkout's job on the same data
     baseline_vs_floor: float | None = None
     baseline_peak_rss_mib: float | None = None
+    # With --per-query: each request sent alone, the costliest first (seconds, MiB, what it asks)
+    per_query: list[tuple[float, float, str]] | None = None
 
 
 def replay(url: str, sent: list[tuple[str, dict]], width: int) -> float:
@@ -102,6 +105,26 @@ def replay(url: str, sent: list[tuple[str, dict]], width: int) -> float:
     elapsed = time.perf_counter() - started
     session.close()
     return elapsed
+
+
+def per_query(url: str, sent: list[tuple[str, dict]]) -> list[tuple[float, float, str]]:
+    """Each request alone, the faster of two sends: (seconds, answer MiB, what it asks), costliest first."""
+    session = requests.Session()
+    out = []
+    for path, params in sent:
+        best, size = float("inf"), 0
+        for _ in range(2):
+            started = time.perf_counter()
+            if path.startswith("label/"):
+                answer = session.get(f"{url}/api/v1/{path}", params=params, timeout=600)
+            else:
+                answer = session.post(f"{url}/api/v1/{path}", data=params, timeout=600)
+            best, size = min(best, time.perf_counter() - started), len(answer.content)
+        what = " ".join((params.get("query") or "").split())
+        what = re.sub(r"\b(by|on|ignoring) \([^)]*\)", r"\1 (…)", what)  # the label lists, not the shape
+        out.append((round(best, 3), round(size / 2**20, 2), f"{path} {what}".strip()))
+    session.close()
+    return sorted(out, reverse=True)
 
 
 def run_measured(module_args: list[str], log: Path, tree: Path = ROOT) -> tuple[float, int, float]:
@@ -130,6 +153,7 @@ def bench_size(
     workdir: Path,
     history: str,
     baseline: Path | None = None,
+    each_query: bool = False,
 ) -> Result:
     print(f"[{workloads}/{edges}] generating and backfilling", file=sys.stderr, flush=True)
     started = time.perf_counter()
@@ -183,6 +207,7 @@ def bench_size(
             before.append(report_job(baseline, "reports-baseline"))
         bare = min(first, replay(url, sent, width))
         floor_s = min(first_floor, replay(url, floor, 1))
+        costs = per_query(url, sent) if each_query else None
     finally:
         loaded.server.stop()
     run_folder = (workdir / "reports" / "latest").resolve()
@@ -221,6 +246,7 @@ def bench_size(
         baseline_wall_s=round(min(b[0] for b in before), 3) if before else None,
         baseline_vs_floor=round(min(b[0] for b in before) / floor_s, 2) if before else None,
         baseline_peak_rss_mib=max(b[1] for b in before) if before else None,
+        per_query=costs,
     )
 
 
@@ -245,6 +271,8 @@ def table(results: list[Result]) -> str:
                 f"{'':9}baseline checkout, same data: job wall {r.baseline_wall_s:.2f}s, "
                 f"job/floor {r.baseline_vs_floor:.1f}x, peak RSS {r.baseline_peak_rss_mib:.0f} MiB"
             )
+        for seconds, mib, what in (r.per_query or [])[:10]:
+            lines.append(f"{'':9}{seconds:>7.2f}s {mib:>6.1f} MiB  {what[:160]}")
     return "\n".join(lines)
 
 
@@ -257,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-parallel", type=int, default=PrometheusSettings(url="").max_parallel)
     parser.add_argument("--out", type=Path, required=True, help="where to write the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (TSDB, reports, logs)")
+    parser.add_argument("--per-query", action="store_true", help="also time each of the job's requests alone")
     parser.add_argument(
         "--baseline", type=Path, help="another checkout of this project whose job runs too, on the same data"
     )
@@ -277,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                     folder,
                     args.history,
                     args.baseline.resolve() if args.baseline else None,
+                    args.per_query,
                 )
             )
             if not args.keep:
