@@ -37,7 +37,7 @@ log = logging.getLogger("mtls_readiness")
 
 LOCK_NAME = ".lock"
 LOCK_TIMEOUT = 300.0  # seconds a run waits for another one's publish step
-KEEP_RUNS = 60  # ~60 nights fit the shipped 1 Gi volume even at 5,000 workloads (README: Retention)
+KEEP_RUNS = 60  # two months of nights, as the burndown draws; a big mesh needs a bigger volume (README: Retention)
 KEEP_DAYS = 0  # 0: no age limit
 STALE_AFTER = timedelta(hours=1)  # a staging folder this old belongs to a killed run
 # What this module leaves behind when killed: staging folders, and temporary files in DIR.
