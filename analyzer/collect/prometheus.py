@@ -260,6 +260,9 @@ class PrometheusTrafficSource:
         # One pool for the first answers and for any split: never more than max_parallel in flight.
         lost_parts: dict[str, dict[str, str]] = {}  # query part -> namespace -> why its part is missing
         with ThreadPoolExecutor(max_workers=self.client.settings.max_parallel) as pool:
+            # How far back the data goes needs no answer: asked first, beside the others, rather
+            # than alone after them (it reads every server-side series: ~0.8 s at 40,000 edges).
+            coverage = pool.submit(self._coverage, window_start, window_end)
             answers = dict(pool.map(run, jobs.items()))
             too_big = {key: jobs[key] for key, a in answers.items() if isinstance(a, QueryFailed) and _too_big(a)}
             if too_big:
@@ -301,7 +304,7 @@ class PrometheusTrafficSource:
         self._cross_check(traffic, frames, lost_by_query, step)
         traffic.observations = _concat([f for n, f in frames.items() if n.startswith("totals:")], empty_observations())
         traffic.timeline = _concat([f for n, f in frames.items() if n.startswith("timeline:")], empty_timeline())
-        traffic.coverage = self._coverage(window_start, window_end)
+        traffic.coverage = coverage.result()
         self._proxy_presence(traffic)
         responses.collect(self.client, traffic, window_start, window_end, describe, count_parts)
         traffic.timeline_step = step
