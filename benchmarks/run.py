@@ -84,16 +84,20 @@ class Result:
     per_query: list[tuple[float, float, str]] | None = None
 
 
+def _send(session: requests.Session, url: str, path: str, params: dict) -> requests.Response:
+    """One of the job's requests as the job sends it: label values by GET, queries as POST bodies."""
+    if path.startswith("label/"):
+        return session.get(f"{url}/api/v1/{path}", params=params, timeout=600)
+    return session.post(f"{url}/api/v1/{path}", data=params, timeout=600)
+
+
 def replay(url: str, sent: list[tuple[str, dict]], width: int) -> float:
     """Seconds to send every request again and read every answer, `width` at a time."""
     session = requests.Session()
 
     def one(item: tuple[str, dict]) -> None:
         path, params = item
-        if path.startswith("label/"):
-            answer = session.get(f"{url}/api/v1/{path}", params=params, timeout=600)
-        else:
-            answer = session.post(f"{url}/api/v1/{path}", data=params, timeout=600)
+        answer = _send(session, url, path, params)
         if params.get("query") == MetricsqlProbe().promql() and answer.status_code == 400:
             return  # the MetricsQL probe: Prometheus refuses it, which is the answer the job expects
         answer.raise_for_status()
@@ -115,10 +119,7 @@ def per_query(url: str, sent: list[tuple[str, dict]]) -> list[tuple[float, float
         best, size = float("inf"), 0
         for _ in range(2):
             started = time.perf_counter()
-            if path.startswith("label/"):
-                answer = session.get(f"{url}/api/v1/{path}", params=params, timeout=600)
-            else:
-                answer = session.post(f"{url}/api/v1/{path}", data=params, timeout=600)
+            answer = _send(session, url, path, params)
             best, size = min(best, time.perf_counter() - started), len(answer.content)
         what = " ".join((params.get("query") or "").split())
         what = re.sub(r"\b(by|on|ignoring) \([^)]*\)", r"\1 (…)", what)  # the label lists, not the shape
